@@ -1,0 +1,1 @@
+"""Engines: a Backend turns a GenerationRequest into a stream of Chunks."""
