@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
+from deeplocal.errors import DeeplocalError
 
-class EngineError(Exception):
+
+class EngineError(DeeplocalError):
     """Base class: every error a backend raises to the API is one of these."""
-
-    status_code: int = 500
-    error_type: str = "server_error"
-    code: str | None = None
-
-    def __init__(self, message: str, *, param: str | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.retry_after = retry_after
 
 
 class InvalidRequest(EngineError):

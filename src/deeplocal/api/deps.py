@@ -1,0 +1,49 @@
+"""FastAPI dependencies as Annotated aliases: the services, the caller, the request id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from deeplocal.api.services import Services
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    request_id: str
+    principal: Any            # gateway Principal, or None when no gateway is configured
+    data_class_header: str | None
+
+
+async def get_caller(request: Request) -> Caller:
+    services: Services = request.app.state.services
+    principal = None
+    if services.gateway is not None:
+        principal = await services.gateway.authenticate(request.headers.get("authorization"))
+        services.gateway.require_scope(principal, "inference")
+    return Caller(request_id=request.state.request_id, principal=principal,
+                  data_class_header=request.headers.get("x-data-class"))
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_admin(request: Request) -> Caller:
+    services: Services = request.app.state.services
+    principal = None
+    if services.gateway is not None:
+        principal = await services.gateway.authenticate(request.headers.get("authorization"))
+        services.gateway.require_scope(principal, "admin")
+    return Caller(request_id=request.state.request_id, principal=principal, data_class_header=None)
+
+
+AdminDep = Annotated[Caller, Depends(get_admin)]

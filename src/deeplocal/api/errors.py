@@ -1,0 +1,72 @@
+"""Every error leaves as OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from deeplocal.errors import DeeplocalError
+
+log = logging.getLogger("deeplocal.api")
+
+_HTTP_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+               429: "rate_limit_error"}
+
+
+def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def error_response(status: int, message: str, *, type_: str | None = None, param: str | None = None,
+                   code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = error_body(message, type_=type_ or _HTTP_TYPES.get(status, "server_error"), param=param, code=code)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def from_deeplocal_error(exc: DeeplocalError) -> JSONResponse:
+    headers = dict(exc.headers)
+    if exc.retry_after is not None:
+        headers.setdefault("Retry-After", str(max(1, math.ceil(exc.retry_after))))
+    return error_response(exc.status_code, exc.message, type_=exc.error_type, param=exc.param,
+                          code=exc.code, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON", None
+    msg = first.get("msg", "invalid value")
+    return (f"{param}: {msg}" if param else msg), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DeeplocalError)
+    async def _typed(request: Request, exc: DeeplocalError) -> JSONResponse:
+        return from_deeplocal_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _describe_validation(exc)
+        return error_response(400, message, param=param, code="invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return error_response(exc.status_code, str(exc.detail), code=code,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"request_id": request.headers.get("x-request-id")})
+        return error_response(500, "internal server error", type_="server_error", code="internal_error")

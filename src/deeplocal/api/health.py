@@ -1,0 +1,24 @@
+"""GET /health (the process is alive) and GET /ready (every model is loaded and admitting)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from deeplocal.api.deps import ServicesDep
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health():
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(services: ServicesDep):
+    draining = services.state.get("draining", False)
+    models = {m.id: m.backend.stats().healthy for m in services.models.all()}
+    ok = bool(models) and all(models.values()) and not draining
+    body = {"status": "ready" if ok else "not_ready", "models": models, "draining": draining}
+    return JSONResponse(body, status_code=200 if ok else 503)

@@ -1,0 +1,30 @@
+"""Helpers shared by the generation routes."""
+
+from __future__ import annotations
+
+from deeplocal.api.deps import Caller
+from deeplocal.api.openai.serving import GenerationCall
+from deeplocal.api.services import ServedModel, Services
+from deeplocal.engine.types import GenerationRequest, Usage
+
+
+async def open_call(services: Services, served: ServedModel, req: GenerationRequest,
+                    caller: Caller) -> GenerationCall:
+    """Check access, then start the generation and wait for its first chunk (errors stay HTTP)."""
+    if services.gateway is not None and caller.principal is not None:
+        services.gateway.require_model(caller.principal, served.id)
+    data_class = caller.data_class_header
+    classify = services.state.get("classify")
+    if classify is not None:
+        req, data_class = classify(req, caller)
+    call = GenerationCall(services, served, req, principal=caller.principal, data_class=data_class)
+    await call.open()
+    return call
+
+
+def usage_dict(usage: Usage) -> dict:
+    out = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+           "total_tokens": usage.total_tokens}
+    if usage.cached_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    return out

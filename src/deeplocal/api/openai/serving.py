@@ -1,0 +1,127 @@
+"""One generation as the API sees it: admit, open the stream, meter and settle at the end."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from deeplocal.api.services import ServedModel, Services
+from deeplocal.engine.types import Chunk, GenerationRequest, Usage
+
+log = logging.getLogger("deeplocal.requests")
+
+
+class GenerationCall:
+    """Opened before the response starts, so admission errors become plain HTTP errors."""
+
+    def __init__(self, services: Services, served: ServedModel, req: GenerationRequest, *,
+                 principal: Any = None, data_class: str | None = None):
+        self.services = services
+        self.served = served
+        self.req = req
+        self.principal = principal
+        self.data_class = data_class
+        self.upstream = "local"
+        self._stream: AsyncIterator[Chunk] | None = None
+        self._first: Chunk | None = None
+        self._reservation = None
+        self._timer = None
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+        self._usage: Usage | None = None
+        self._started = time.monotonic()
+        self._closed = False
+        self._finish_reason = None
+
+    async def open(self) -> None:
+        gateway, backend = self.services.gateway, self.served.backend
+        if gateway is not None and self.principal is not None:
+            self._prompt_tokens = backend.count_tokens(self.req)
+            self._reservation = await gateway.reserve(
+                self.principal, model=self.served.id, prompt_tokens=self._prompt_tokens,
+                max_tokens=self.req.sampling.max_tokens or 0)
+        try:
+            router = self.services.router
+            if router is not None:
+                routed = await router.open(self.req, data_class=self.data_class or "public",
+                                           pseudonymizer_factory=self.services.state.get("pseudonymizer"))
+                self.upstream, self._stream = routed.upstream, routed
+                self._start_timer()
+                self._first = await routed.__anext__()
+            else:
+                self._stream = backend.generate(self.req)
+                self._start_timer()
+                self._first = await self._stream.__anext__()
+            if self._timer is not None and self._first.token_ids:
+                self._timer.token(len(self._first.token_ids))
+        except BaseException as exc:
+            await self.close(status=str(getattr(exc, "status_code", 500)))
+            raise
+
+    def _start_timer(self) -> None:
+        metrics = self.services.metrics
+        if metrics is not None:
+            self._timer = metrics.request_started(model=self.served.id, upstream=self.upstream)
+
+    def headers(self) -> dict[str, str]:
+        out = {"x-deeplocal-upstream": self.upstream}
+        if self._reservation is not None:
+            out.update(self.services.gateway.rate_limit_headers(self._reservation))
+        return out
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """All chunks, the pre-fetched first one included. Closing the iterator cancels generation."""
+        status = "499"
+        try:
+            chunk = self._first
+            while chunk is not None:
+                self._completion_tokens += len(chunk.token_ids)
+                if chunk.usage is not None:
+                    self._usage = chunk.usage
+                if chunk.finish_reason is not None:
+                    self._finish_reason = chunk.finish_reason
+                yield chunk
+                if chunk.finish_reason is not None:
+                    status = "200"
+                    return
+                chunk = await self._stream.__anext__()
+                if self._timer is not None and chunk.token_ids:
+                    self._timer.token(len(chunk.token_ids))
+        except StopAsyncIteration:
+            status = "200"
+        except BaseException as exc:
+            status = str(getattr(exc, "status_code", 500))
+            raise
+        finally:
+            await self.close(status=status)
+
+    async def close(self, *, status: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        stream = self._stream
+        if stream is not None and hasattr(stream, "aclose"):
+            try:
+                await stream.aclose()
+            except Exception:  # closing a failed stream must not mask the original outcome
+                log.debug("error while closing a stream", exc_info=True)
+        usage = self._usage or Usage(prompt_tokens=self._prompt_tokens, completion_tokens=self._completion_tokens)
+        finish = getattr(self._finish_reason, "value", None)
+        if self._timer is not None:
+            self._timer.finish(status=status, finish_reason=finish, prompt_tokens=usage.prompt_tokens,
+                               completion_tokens=usage.completion_tokens,
+                               tenant=getattr(self.principal, "tenant", None))
+        if self._reservation is not None:
+            await self.services.gateway.settle(self._reservation, prompt_tokens=usage.prompt_tokens,
+                                               completion_tokens=usage.completion_tokens,
+                                               upstream=self.upstream, status=status)
+        log.info("request", extra={"event": {
+            "request_id": self.req.request_id, "principal_id": getattr(self.principal, "key_id", None),
+            "model": self.served.id, "upstream": self.upstream, "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens, "status": status,
+            "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}})
+        audit_hook = self.services.state.get("audit_hook")
+        if audit_hook is not None:
+            await audit_hook(self, usage=usage, status=status)

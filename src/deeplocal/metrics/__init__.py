@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (requests, engines, GPUs, host, energy) and structured logs."""

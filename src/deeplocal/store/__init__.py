@@ -1,0 +1,1 @@
+"""Shared state: one SQLAlchemy engine (SQLite by default, PostgreSQL by URL), tables, migrations."""
