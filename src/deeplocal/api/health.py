@@ -18,7 +18,10 @@ async def health():
 @router.get("/ready")
 async def ready(services: ServicesDep):
     draining = services.state.get("draining", False)
-    models = {m.id: m.backend.stats().healthy for m in services.models.all()}
+    stats = {m.id: m.backend.stats() for m in services.models.all()}
+    models = {mid: s.healthy for mid, s in stats.items()}
     ok = bool(models) and all(models.values()) and not draining
-    body = {"status": "ready" if ok else "not_ready", "models": models, "draining": draining}
+    load = {mid: {"waiting": s.waiting, "running": s.running, "kv_used": s.kv_used, "kv_total": s.kv_total}
+            for mid, s in stats.items()}
+    body = {"status": "ready" if ok else "not_ready", "models": models, "load": load, "draining": draining}
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -1,0 +1,3 @@
+from deeplocal.cli.main import main
+
+main()
