@@ -68,7 +68,6 @@ class RemoteBackend:
         self._failed = 0
         self._prompt_tokens = 0
         self._completion_tokens = 0
-        self._last_ok: bool = True
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -125,7 +124,6 @@ class RemoteBackend:
             ok = True
         finally:
             self._in_flight -= 1
-            self._last_ok = ok
             if ok:
                 self._completed += 1
             else:
@@ -209,11 +207,12 @@ class RemoteBackend:
         return max(1, math.ceil(chars / 4))
 
     def stats(self) -> BackendStats:
+        """In-flight generations as `running`. `healthy` stays True: whether a URL upstream is up is
+        decided by the router's breaker and health probes, not by one request's outcome."""
         return BackendStats(
             running=self._in_flight,
             prompt_tokens_total=self._prompt_tokens,
             generation_tokens_total=self._completion_tokens,
-            healthy=self._last_ok,
         )
 
     @property

@@ -12,6 +12,7 @@ import llama_cpp as lc
 from deeplocal.engine.errors import BackendUnavailable, InvalidRequest
 
 _INIT_LOCK = threading.Lock()
+FLASH_ATTN = lc.LLAMA_FLASH_ATTN_TYPE_AUTO
 
 
 @lc.llama_log_callback
@@ -134,6 +135,7 @@ def new_context(model: LlamaModel, *, n_ctx: int, n_batch: int, n_seq_max: int, 
     params.n_threads = n_threads
     params.n_threads_batch = n_threads
     params.kv_unified = True
+    params.flash_attn_type = FLASH_ATTN
     params.no_perf = True
     if embeddings:
         params.embeddings = True

@@ -101,8 +101,8 @@ def _device_problems(s: VllmSettings) -> list[str]:
 def _extra_arg_problems(extra: tuple[str, ...]) -> list[str]:
     clashes = sorted({a.split("=", 1)[0] for a in extra if a.split("=", 1)[0] in MANAGED_FLAGS})
     if clashes:
-        return [f"vllm.extra_args repeats flag(s) deeplocal manages: {', '.join(clashes)}; "
-                "use the matching vllm.* setting"]
+        return [(f"vllm.extra_args repeats flag(s) deeplocal manages: {', '.join(clashes)}; "
+                 "use the matching vllm.* setting")]
     return []
 
 

@@ -28,7 +28,7 @@ class VllmBackend:
         check_settings(self.vllm)
         self.name = f"vllm:{self.served_name}"
         self.capabilities = Capabilities(chat=True, completion=True, embeddings=False,
-                                         lora=self.vllm.enable_lora, json_schema=True, logprobs=True,
+                                         lora=self.vllm.enable_lora, json_schema=False, logprobs=True,
                                          tools=True)
         self._api_key = secrets.token_urlsafe(24)   # the children's /v1 answers only to us
         self._counter = RemoteBackend(self.name, "http://127.0.0.1", model=self.served_name)  # no I/O

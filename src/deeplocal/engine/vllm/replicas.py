@@ -19,6 +19,9 @@ from deeplocal.engine.vllm.config import VllmSettings
 from deeplocal.engine.vllm.stats import MetricsTracker
 from deeplocal.engine.vllm.supervisor import SupervisorPolicy, VllmSupervisor
 
+# deeplocal runs offline and sends nothing home; vLLM's usage reporting is off unless `env` says so.
+NO_TELEMETRY = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+
 
 def device_groups(s: VllmSettings) -> list[str | None]:
     """`CUDA_VISIBLE_DEVICES` per replica: consecutive slices of `s.gpus` (default 0..n-1).
@@ -72,7 +75,7 @@ class Replica:
         self.index = index
         self.root_url = f"http://{host}:{port}"
         self.devices = devices
-        env = {**s.env, "VLLM_API_KEY": api_key}
+        env = {**NO_TELEMETRY, **s.env, "VLLM_API_KEY": api_key}
         if devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = devices
         argv = build_serve_argv(s, ServeTarget(model=model, served_name=served_name, port=port))

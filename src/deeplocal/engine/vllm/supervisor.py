@@ -208,7 +208,7 @@ class VllmSupervisor:
         assert self._proc is not None
         try:
             await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -265,7 +265,7 @@ async def terminate_group(proc: asyncio.subprocess.Process, timeout_s: float) ->
             proc.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), timeout=timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             LOG.warning("vllm child ignored SIGTERM; killing", extra={"pid": proc.pid})
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
