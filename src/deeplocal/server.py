@@ -25,6 +25,8 @@ class _DrainingServer(uvicorn.Server):
     def handle_exit(self, sig, frame) -> None:
         self._state["draining"] = True
         super().handle_exit(sig, frame)
+        # uvicorn re-raises captured signals after shutdown; a drained SIGTERM is a clean exit (0).
+        self._captured_signals.clear()
 
 
 def _bind(host: str, port: int) -> socket.socket:

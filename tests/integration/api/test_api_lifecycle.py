@@ -1,0 +1,78 @@
+"""Back-pressure over HTTP, several models, and graceful shutdown, each on its own real server."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import threading
+
+import httpx
+
+from deeplocal.models.catalog import bundled_model_path
+from serverproc import start_server
+
+BODY = {"model": "smollm2-135m-instruct", "max_tokens": 40, "ignore_eos": True,
+        "messages": [{"role": "user", "content": "Tell me a story."}]}
+
+
+def test_burst_over_queue_gets_429_then_serves(tmp_path):
+    srv = start_server(tmp_path, "--max-num-seqs", "1", env={"DEEPLOCAL_ENGINE__MAX_QUEUE": "1"})
+    try:
+        async def burst():
+            async with httpx.AsyncClient(base_url=srv.base_url, timeout=120) as c:
+                return await asyncio.gather(*(c.post("/v1/chat/completions", json=BODY) for _ in range(8)))
+
+        responses = asyncio.run(burst())
+        codes = sorted(r.status_code for r in responses)
+        assert 200 in codes and 429 in codes, codes
+        for r in responses:
+            if r.status_code == 429:
+                assert int(r.headers["retry-after"]) >= 1
+                assert r.json()["error"]["type"] == "rate_limit_error"
+        ok = httpx.post(srv.base_url + "/v1/chat/completions", json=BODY, timeout=120)
+        assert ok.status_code == 200
+    finally:
+        assert srv.stop() == 0
+
+
+def test_two_models_each_under_its_own_id(tmp_path):
+    copy = tmp_path / "other.gguf"
+    shutil.copy(bundled_model_path(), copy)
+    srv = start_server(tmp_path, "-m", "smollm2", "-m", f"second={copy}")
+    try:
+        ids = [m["id"] for m in httpx.get(srv.base_url + "/v1/models").json()["data"]]
+        assert ids == ["smollm2-135m-instruct", "second"]
+        for model in ids:
+            r = httpx.post(srv.base_url + "/v1/chat/completions", timeout=60,
+                           json={**BODY, "model": model, "max_tokens": 3})
+            assert r.status_code == 200 and r.json()["model"] == model
+        r = httpx.post(srv.base_url + "/v1/chat/completions", json={**BODY, "model": "third"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    finally:
+        srv.stop()
+
+
+def test_sigterm_drains_in_flight_and_exits_zero(tmp_path):
+    srv = start_server(tmp_path)
+    result = {}
+
+    def stream():
+        with httpx.stream("POST", srv.base_url + "/v1/chat/completions", timeout=120,
+                          json={**BODY, "max_tokens": 150, "stream": True}) as r:
+            result["lines"] = [ln for ln in r.iter_lines() if ln]
+
+    t = threading.Thread(target=stream)
+    t.start()
+    deadline = 0
+    while "lines" not in result and deadline < 100:
+        load = httpx.get(srv.base_url + "/ready").json()["load"]["smollm2-135m-instruct"]
+        if load["running"]:
+            break
+        deadline += 1
+        threading.Event().wait(0.05)
+    srv.proc.send_signal(signal.SIGTERM)
+    t.join(120)
+    assert srv.proc.wait(60) == 0
+    assert result["lines"][-1] == "data: [DONE]"
+    assert any('"finish_reason":"length"' in ln for ln in result["lines"])
