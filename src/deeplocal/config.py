@@ -56,6 +56,7 @@ class ModelConfig(_Section):
     source: str
     id: str | None = None
     backend: str = "llamacpp"
+    reasoning: bool | None = None   # split <think>...</think>; None: when the chat template uses it
 
     @model_validator(mode="before")
     @classmethod

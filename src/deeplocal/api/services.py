@@ -28,7 +28,7 @@ class ServedModel:
     defaults: SamplingDefaults = SamplingDefaults()
     created: int = field(default_factory=lambda: int(time.time()))
     owned_by: str = "deeplocal"
-    reasoning: bool = False   # split <think>...</think> into reasoning_content
+    reasoning: bool | None = None   # split <think>...</think>; None: ask the backend
 
 
 class ModelRegistry:

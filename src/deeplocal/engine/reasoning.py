@@ -34,13 +34,17 @@ class ReasoningSplitter:
                 at = self._buf.find(CLOSE)
                 if at != -1:
                     reasoning += self._buf[:at]
-                    self._buf = self._buf[at + len(CLOSE):].lstrip("\n")
-                    self._state = "answer"
+                    self._buf = self._buf[at + len(CLOSE):]
+                    self._state = "after_think"
                     continue
                 keep = _partial_tail(self._buf, CLOSE)
                 reasoning += self._buf[: len(self._buf) - keep]
                 self._buf = self._buf[len(self._buf) - keep:]
                 return reasoning, content
+            elif self._state == "after_think":   # drop the blank lines between the two parts
+                self._buf = self._buf.lstrip("\n")
+                if self._buf:
+                    self._state = "answer"
             else:
                 content += self._buf
                 self._buf = ""

@@ -18,6 +18,7 @@ import httpx
 
 from deeplocal.engine import remote_wire as wire
 from deeplocal.engine.errors import BackendUnavailable, UpstreamError
+from deeplocal.engine.remote_stream import ChunkAssembler
 from deeplocal.engine.sse import SseParser
 from deeplocal.engine.types import BackendStats, Capabilities, Chunk, GenerationRequest
 
@@ -64,8 +65,7 @@ class RemoteBackend:
         self._client = client
         self._owns_client = client is None
         self._in_flight = 0
-        self._completed = 0
-        self._failed = 0
+        self._outcomes = {"completed": 0, "failed": 0, "cancelled": 0}
         self._prompt_tokens = 0
         self._completion_tokens = 0
 
@@ -100,11 +100,11 @@ class RemoteBackend:
         end = started + self.timeouts.total_s
         self._in_flight += 1
         response: httpx.Response | None = None
-        ok = False
+        outcome = "failed"
         try:
             response = await self._send(path, body, deadline=min(end, started + self.timeouts.first_token_s))
             parser = SseParser()
-            assembler = wire.ChunkAssembler(self.name)
+            assembler = ChunkAssembler(self.name)
             lines = response.aiter_lines()
             got_first = False
             while True:
@@ -121,13 +121,13 @@ class RemoteBackend:
             for chunk in assembler.finish():
                 self._count(chunk)
                 yield chunk
-            ok = True
+            outcome = "completed"
+        except (GeneratorExit, asyncio.CancelledError):
+            outcome = "cancelled"
+            raise
         finally:
             self._in_flight -= 1
-            if ok:
-                self._completed += 1
-            else:
-                self._failed += 1
+            self._outcomes[outcome] += 1
             if response is not None:
                 await response.aclose()
 
@@ -220,10 +220,6 @@ class RemoteBackend:
         return self._in_flight
 
     @property
-    def completed(self) -> int:
-        return self._completed
-
-    @property
-    def failed(self) -> int:
-        return self._failed
-
+    def outcomes(self) -> dict[str, int]:
+        """Generations that completed, failed, or were cancelled by the caller."""
+        return dict(self._outcomes)

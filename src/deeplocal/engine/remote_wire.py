@@ -1,11 +1,9 @@
-"""The OpenAI wire format as RemoteBackend needs it: request bodies out, stream events in, HTTP
-statuses to typed errors. Pure functions and one small state machine; no I/O."""
+"""The OpenAI wire format as RemoteBackend needs it: request bodies out, HTTP statuses and error
+events to typed errors. Pure functions; no I/O. (Stream events to Chunks: remote_stream.py.)"""
 
 from __future__ import annotations
 
-import dataclasses
 import email.utils
-import functools
 import json
 import time
 from collections.abc import Mapping
@@ -19,17 +17,8 @@ from deeplocal.engine.errors import (
     Overloaded,
     UpstreamError,
 )
-from deeplocal.engine.types import Chunk, FinishReason, GenerationRequest, Message, TokenLogprob, Usage
+from deeplocal.engine.types import GenerationRequest, Message
 
-_FINISH = {
-    "stop": FinishReason.STOP,
-    "eos": FinishReason.STOP,
-    "content_filter": FinishReason.STOP,
-    "length": FinishReason.LENGTH,
-    "tool_calls": FinishReason.TOOL_CALLS,
-    "function_call": FinishReason.TOOL_CALLS,
-    "abort": FinishReason.ABORT,
-}
 _CONTEXT_MARKERS = ("context length", "context_length", "maximum context", "context window", "too many tokens")
 
 
@@ -146,127 +135,3 @@ def error_from_event(name: str, payload: Any) -> EngineError:
     if not isinstance(status, int) or not 400 <= status < 600:
         status = 502
     return error_from_status(name, status, json.dumps({"error": err}), {})
-
-
-# -- stream -------------------------------------------------------------------------------------
-
-
-@functools.cache
-def chunk_fields() -> frozenset[str]:
-    """Fields this build's Chunk has: `reasoning` and `tool_calls` pass through once Chunk has them."""
-    return frozenset(f.name for f in dataclasses.fields(Chunk))
-
-
-def _chunk(**fields: Any) -> Chunk:
-    known = chunk_fields()
-    return Chunk(**{k: v for k, v in fields.items() if k in known})
-
-
-def _usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict) or "prompt_tokens" not in raw:
-        return None
-    details = raw.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    cached = cached if cached is not None else raw.get("prompt_cache_hit_tokens", 0)
-    return Usage(int(raw["prompt_tokens"]), int(raw.get("completion_tokens") or 0), int(cached or 0))
-
-
-def _token_bytes(item: dict[str, Any], token: str) -> tuple[int, ...]:
-    raw = item.get("bytes")
-    return tuple(raw) if isinstance(raw, list) else tuple(token.encode("utf-8"))
-
-
-def _logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
-    if not isinstance(raw, dict):
-        return ()
-    if isinstance(raw.get("content"), list):  # chat
-        out = []
-        for item in raw["content"]:
-            top = tuple(
-                (t["token"], float(t["logprob"]), _token_bytes(t, t["token"]))
-                for t in item.get("top_logprobs") or ()
-            )
-            out.append(TokenLogprob(item["token"], float(item["logprob"]), _token_bytes(item, item["token"]), top))
-        return tuple(out)
-    tokens, values = raw.get("tokens") or [], raw.get("token_logprobs") or []  # completions
-    tops = raw.get("top_logprobs") or [None] * len(tokens)
-    return tuple(
-        TokenLogprob(tok, float(lp), tuple(tok.encode("utf-8")),
-                     tuple((t, float(v), tuple(t.encode("utf-8"))) for t, v in (top or {}).items()))
-        for tok, lp, top in zip(tokens, values, tops)
-        if lp is not None
-    )
-
-
-class ChunkAssembler:
-    """Turns stream events into Chunks. The chunk with finish_reason is held back until the usage
-    event (OpenAI sends it last, with no choices) so that the final Chunk carries both."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.done = False
-        self._held: Chunk | None = None
-        self._finished = False
-
-    def on_event(self, data: str, event: str = "message") -> list[Chunk]:
-        if data.strip() == "[DONE]":
-            self.done = True
-            return []
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise UpstreamError(f"upstream {self.name!r} sent malformed SSE data: {data[:120]!r}") from exc
-        if event == "error" or (isinstance(payload, dict) and "error" in payload):
-            raise error_from_event(self.name, payload)
-        if not isinstance(payload, dict):
-            raise UpstreamError(f"upstream {self.name!r} sent a non-object SSE event")
-        out: list[Chunk] = []
-        choices = payload.get("choices") or []
-        if not isinstance(choices, list):
-            raise UpstreamError(f"upstream {self.name!r} sent malformed choices")
-        for choice in choices[:1]:
-            out.extend(self._on_choice(choice))
-        usage = _usage(payload.get("usage"))
-        if usage is not None:
-            if self._held is None:
-                self._held = _chunk(usage=usage)
-            else:
-                self._held = dataclasses.replace(self._held, usage=usage)
-        return out
-
-    def _on_choice(self, choice: Any) -> list[Chunk]:
-        if not isinstance(choice, dict):
-            raise UpstreamError(f"upstream {self.name!r} sent a malformed choice")
-        delta = choice.get("delta")
-        if isinstance(delta, dict):  # chat
-            text = delta.get("content") or ""
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-            tool_calls = tuple(delta.get("tool_calls") or ())
-        else:  # completions
-            text, reasoning, tool_calls = choice.get("text") or "", "", ()
-        raw_finish = choice.get("finish_reason")
-        finish = _FINISH.get(raw_finish, FinishReason.STOP) if raw_finish else None
-        logprobs = _logprobs(choice.get("logprobs"))
-        if not (text or reasoning or tool_calls or logprobs or finish):
-            return []  # the role-only opening delta, or keep-alive
-        chunk = _chunk(text=text, logprobs=logprobs, finish_reason=finish, reasoning=reasoning,
-                       tool_calls=tool_calls)
-        out = []
-        if self._held is not None and not (finish and self._held.finish_reason is None):
-            out.append(self._held)
-            self._held = None
-        if finish:
-            self._finished = True
-            if self._held is not None:  # usage came first: merge it in
-                chunk = dataclasses.replace(chunk, usage=self._held.usage)
-            self._held = chunk
-        else:
-            out.append(chunk)
-        return out
-
-    def finish(self) -> list[Chunk]:
-        """End of the byte stream. A stream that never finished is an upstream failure."""
-        if not (self.done or self._finished):
-            raise UpstreamError(f"upstream {self.name!r} ended the stream before the generation finished")
-        held, self._held = self._held, None
-        return [held] if held is not None else []

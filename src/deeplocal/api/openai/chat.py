@@ -23,9 +23,11 @@ def _assembler(body: ChatCompletionRequest, call: GenerationCall) -> ChatAssembl
     mode, _ = tool_mode(body)
     names = {t.function.name for t in body.tools or []}
     backend = call.served.backend
-    opens = bool(getattr(backend, "opens_thinking", None) and backend.opens_thinking(call.req))
-    return ChatAssembler(tool_mode=mode, tool_names=names, reasoning=call.served.reasoning,
-                         opens_thinking=opens)
+    reasoning = call.served.reasoning
+    if reasoning is None:
+        reasoning = bool(getattr(backend, "reasoning_template", False))
+    opens = reasoning and bool(getattr(backend, "opens_thinking", None) and backend.opens_thinking(call.req))
+    return ChatAssembler(tool_mode=mode, tool_names=names, reasoning=reasoning, opens_thinking=opens)
 
 
 def _delta_dict(delta: Delta) -> dict:

@@ -67,6 +67,11 @@ class LlamaCppBackend:
             self.model = None
 
     @property
+    def reasoning_template(self) -> bool:
+        """The chat template speaks DeepSeek-R1's <think> format."""
+        return self.template is not None and "<think>" in self.template.source
+
+    @property
     def n_ctx(self) -> int:
         return self.engine.n_ctx if self.engine else self.settings.n_ctx
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from deeplocal.config import ConfigError
 from deeplocal.engine.vllm.config import VllmSettings
@@ -179,3 +181,42 @@ def _lora_flags(s: VllmSettings) -> list[str]:
 
 def _fmt(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# `vllm serve` flag -> VllmSettings field, for reading flags back (a planner result, a pasted command).
+FIELD_OF_FLAG = {
+    "--tensor-parallel-size": "tensor_parallel_size", "-tp": "tensor_parallel_size",
+    "--pipeline-parallel-size": "pipeline_parallel_size", "-pp": "pipeline_parallel_size",
+    "--quantization": "quantization", "-q": "quantization", "--kv-cache-dtype": "kv_cache_dtype",
+    "--dtype": "dtype", "--max-model-len": "max_model_len", "--max-num-seqs": "max_num_seqs",
+    "--max-num-batched-tokens": "max_num_batched_tokens",
+    "--gpu-memory-utilization": "gpu_memory_utilization", "--swap-space": "swap_space_gb",
+    "--cpu-offload-gb": "cpu_offload_gb", "--distributed-executor-backend": "distributed_executor_backend",
+    "--max-loras": "max_loras", "--max-lora-rank": "max_lora_rank", "--seed": "seed",
+}
+SWITCH_OF_FLAG = {
+    "--enable-prefix-caching": ("enable_prefix_caching", True),
+    "--no-enable-prefix-caching": ("enable_prefix_caching", False),
+    "--enable-lora": ("enable_lora", True), "--enforce-eager": ("enforce_eager", True),
+    "--trust-remote-code": ("trust_remote_code", True),
+}
+
+
+def settings_from_flags(flags: Sequence[tuple[str, str | None]], base: VllmSettings | None = None,
+                        **overrides: Any) -> VllmSettings:
+    """VllmSettings from `(flag, value)` pairs (a planner's `vllm_flags`; value None for a switch).
+
+    Flags with a setting become that setting (validated as usual); others go to `extra_args`.
+    """
+    fields: dict[str, Any] = {}
+    extra: list[str] = list(base.extra_args) if base else []
+    for flag, value in flags:
+        if flag in FIELD_OF_FLAG and value is not None:
+            fields[FIELD_OF_FLAG[flag]] = value
+        elif flag in SWITCH_OF_FLAG and value is None:
+            name, on = SWITCH_OF_FLAG[flag]
+            fields[name] = on
+        else:
+            extra += [flag] if value is None else [flag, value]
+    merged = {**(base.model_dump() if base else {}), **fields, "extra_args": tuple(extra), **overrides}
+    return VllmSettings(**merged)

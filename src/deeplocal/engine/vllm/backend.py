@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from deeplocal.engine.remote import RemoteBackend
@@ -19,12 +20,12 @@ from deeplocal.engine.vllm.replicas import Replica, device_groups, no_replica_re
 class VllmBackend:
     """One model served by `settings.replicas` vLLM children; requests go to the least loaded."""
 
-    def __init__(self, model_config: Any, settings: Any = None, *, vllm: VllmSettings | None = None) -> None:
-        """`model_config`: a `deeplocal.config.ModelConfig` (source, id). `settings`: the app's Settings;
-        its `vllm` section is used unless `vllm` is given. Bad settings raise `VllmSettingsError` here."""
-        self.vllm = vllm or getattr(settings, "vllm", None) or VllmSettings()
-        self.model = self.vllm.model or model_config.source
-        self.served_name = self.vllm.served_name or getattr(model_config, "id", None) or model_config.source
+    def __init__(self, name: str, model: str | Path, vllm: VllmSettings | None = None) -> None:
+        """`name`: the model id clients use; `model`: a local path or Hugging Face id for vLLM;
+        `vllm`: the `vllm:` settings section. Bad settings raise `VllmSettingsError` here."""
+        self.vllm = vllm or VllmSettings()
+        self.model = self.vllm.model or str(model)
+        self.served_name = self.vllm.served_name or name
         check_settings(self.vllm)
         self.name = f"vllm:{self.served_name}"
         self.capabilities = Capabilities(chat=True, completion=True, embeddings=False,
@@ -36,8 +37,14 @@ class VllmBackend:
         self._turn = itertools.count()
 
     @classmethod
-    def from_settings(cls, model_config: Any, settings: Any) -> VllmBackend:
-        return cls(model_config, settings)
+    def from_config(cls, name: str, path: str | Path, settings: Any) -> VllmBackend:
+        """The registry's door (as the llama.cpp backend's): `settings` is the app's Settings."""
+        return cls(name, path, getattr(settings, "vllm", None))
+
+    @classmethod
+    def from_model_config(cls, model_config: Any, settings: Any) -> VllmBackend:
+        """From a `models:` entry (source, id) and the app's Settings."""
+        return cls(model_config.id or model_config.source, model_config.source, getattr(settings, "vllm", None))
 
     @property
     def replicas(self) -> list[Replica]:
