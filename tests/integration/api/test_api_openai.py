@@ -180,6 +180,16 @@ def test_bad_input_then_good(server, client, model, name, body, status, param):
     assert ok.choices[0].message.content is not None
 
 
+def test_token_prompt_and_bad_token_ids(server, client, model):
+    r = client.completions.create(model=model, prompt=[1, 4093, 198], max_tokens=3, temperature=0)
+    assert r.usage.prompt_tokens == 3
+    bad = httpx.post(server.base_url + "/v1/completions", json={"model": model, "prompt": [10**9]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "prompt"
+    bad = httpx.post(server.base_url + "/v1/completions", json={"model": model, "prompt": "x",
+                                                                "logit_bias": {"99999999": 5}})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "logit_bias"
+
+
 def test_unknown_model_code(server):
     r = _raw(server, json.dumps({"model": "nope", "messages": [{"role": "user", "content": "x"}]}).encode())
     assert r.json()["error"]["code"] == "model_not_found"

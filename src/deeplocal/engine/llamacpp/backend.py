@@ -88,9 +88,17 @@ class LlamaCppBackend:
         return self.template
 
     def tokenize_request(self, req: GenerationRequest) -> list[int]:
-        if req.prompt_token_ids is not None:
-            return list(req.prompt_token_ids)
         model = self._require_model()
+        bad_bias = [t for t, _ in req.sampling.logit_bias if not 0 <= t < model.n_vocab]
+        if bad_bias:
+            raise InvalidRequest(f"logit_bias names token {bad_bias[0]}, outside the vocabulary "
+                                 f"(0..{model.n_vocab - 1})", param="logit_bias")
+        if req.prompt_token_ids is not None:
+            bad = [t for t in req.prompt_token_ids if not 0 <= t < model.n_vocab]
+            if bad:
+                raise InvalidRequest(f"token id {bad[0]} is outside the vocabulary (0..{model.n_vocab - 1})",
+                                     param="prompt")
+            return list(req.prompt_token_ids)
         # Chat templates write their own special tokens; plain prompts get the model's BOS.
         return model.tokenize(self.render_prompt(req), add_special=req.messages is None)
 

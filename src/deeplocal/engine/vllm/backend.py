@@ -78,14 +78,17 @@ class VllmBackend:
             yield chunk
 
     def _pick(self, req: GenerationRequest) -> RemoteBackend:
+        return self._ready_replica().remote_for(req)
+
+    def _ready_replica(self) -> Replica:
         index = pick_replica([r.load() for r in self._replicas], turn=next(self._turn))
         if index is None:
             raise no_replica_ready(self._replicas)
-        return self._replicas[index].remote_for(req)
+        return self._replicas[index]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        remote = self._pick(GenerationRequest(request_id="embed", model=self.served_name, prompt=""))
-        return await remote.embed(texts)
+        """Embeddings from vLLM (an embedding model served with vLLM's pooling runner)."""
+        return await self._ready_replica().remotes[self.served_name].embed(texts)
 
     def count_tokens(self, req: GenerationRequest) -> int:
         return self._counter.count_tokens(req)

@@ -103,7 +103,8 @@ class VllmSupervisor:
         """Spawn the child and return once its /health answers 200; raise `BackendUnavailable` if not."""
         if self.state not in (ChildState.STOPPED, ChildState.FAILED):
             return
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(min(5.0, self.policy.health_interval_s * 2)))
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(min(5.0, self.policy.health_interval_s * 2)),
+                                       trust_env=False)   # loopback: never through a proxy
         self.state = ChildState.STARTING
         try:
             await self._launch_and_wait()
@@ -139,7 +140,7 @@ class VllmSupervisor:
     # ----- spawning and health
     async def _launch_and_wait(self) -> None:
         self._tail.clear()
-        env = {**os.environ, **self.env}
+        env = child_environment(os.environ, self.env)
         self._proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True, limit=STREAM_LIMIT)
@@ -255,6 +256,13 @@ class VllmSupervisor:
     def _explain(self, message: str) -> str:
         tail = "\n".join(self._tail)
         return f"{message}\n--- last {len(self._tail)} log lines ---\n{tail}" if tail else message
+
+
+def child_environment(parent: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment: ours without deeplocal's own variables (keys, database URLs), with
+    unbuffered Python output so that log lines arrive as they are written, then `extra` on top."""
+    env = {k: v for k, v in parent.items() if not k.startswith("DEEPLOCAL_")}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
 async def terminate_group(proc: asyncio.subprocess.Process, timeout_s: float) -> int | None:
