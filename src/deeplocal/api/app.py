@@ -34,6 +34,7 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
     app = FastAPI(title="deeplocal", version=__version__, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
     app.state.services = services
+    services.state.setdefault("settings", settings)
     app.state.settings = settings
     install_error_handlers(app)
     for module in (health, chat, completions, embeddings, models):

@@ -47,3 +47,11 @@ class UpstreamError(EngineError):
     status_code = 502
     error_type = "server_error"
     code = "upstream_error"
+
+
+class GenerationTimeout(EngineError):
+    """The request ran past its time limit; the generation was stopped."""
+
+    status_code = 504
+    error_type = "server_error"
+    code = "timeout"

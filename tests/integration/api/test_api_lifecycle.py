@@ -76,3 +76,18 @@ def test_sigterm_drains_in_flight_and_exits_zero(tmp_path):
     assert srv.proc.wait(60) == 0
     assert result["lines"][-1] == "data: [DONE]"
     assert any('"finish_reason":"length"' in ln for ln in result["lines"])
+
+
+def test_request_timeout_stops_generation(tmp_path):
+    srv = start_server(tmp_path, env={"DEEPLOCAL_SERVER__REQUEST_TIMEOUT_S": "1"})
+    try:
+        r = httpx.post(srv.base_url + "/v1/chat/completions", timeout=60, json={**BODY, "max_tokens": 3000})
+        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        with httpx.stream("POST", srv.base_url + "/v1/chat/completions", timeout=60,
+                          json={**BODY, "max_tokens": 3000, "stream": True}) as s:
+            lines = [ln for ln in s.iter_lines() if ln]
+        assert '"code":"timeout"' in lines[-2] and lines[-1] == "data: [DONE]"
+        load = httpx.get(srv.base_url + "/ready").json()["load"]["smollm2-135m-instruct"]
+        assert load["running"] == 0
+    finally:
+        srv.stop()

@@ -17,7 +17,10 @@ async def open_call(services: Services, served: ServedModel, req: GenerationRequ
     classify = services.state.get("classify")
     if classify is not None:
         req, data_class = classify(req, caller)
-    call = GenerationCall(services, served, req, principal=caller.principal, data_class=data_class)
+    settings = services.state.get("settings")
+    timeout = settings.server.request_timeout_s if settings is not None else None
+    call = GenerationCall(services, served, req, principal=caller.principal, data_class=data_class,
+                          timeout_s=timeout)
     await call.open()
     return call
 

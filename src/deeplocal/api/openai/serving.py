@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from deeplocal.api.services import ServedModel, Services
+from deeplocal.engine.errors import GenerationTimeout
 from deeplocal.engine.types import Chunk, GenerationRequest, Usage
 
 log = logging.getLogger("deeplocal.requests")
@@ -17,7 +19,7 @@ class GenerationCall:
     """Opened before the response starts, so admission errors become plain HTTP errors."""
 
     def __init__(self, services: Services, served: ServedModel, req: GenerationRequest, *,
-                 principal: Any = None, data_class: str | None = None):
+                 principal: Any = None, data_class: str | None = None, timeout_s: float | None = None):
         self.services = services
         self.served = served
         self.req = req
@@ -32,6 +34,7 @@ class GenerationCall:
         self._completion_tokens = 0
         self._usage: Usage | None = None
         self._started = time.monotonic()
+        self._deadline = self._started + timeout_s if timeout_s else None
         self._closed = False
         self._finish_reason = None
 
@@ -49,16 +52,26 @@ class GenerationCall:
                                            pseudonymizer_factory=self.services.state.get("pseudonymizer"))
                 self.upstream, self._stream = routed.upstream, routed
                 self._start_timer()
-                self._first = await routed.__anext__()
+                self._first = await self._next()
             else:
                 self._stream = backend.generate(self.req)
                 self._start_timer()
-                self._first = await self._stream.__anext__()
+                self._first = await self._next()
             if self._timer is not None and self._first.token_ids:
                 self._timer.token(len(self._first.token_ids))
         except BaseException as exc:
             await self.close(status=str(getattr(exc, "status_code", 500)))
             raise
+
+    async def _next(self) -> Chunk:
+        if self._deadline is None:
+            return await self._stream.__anext__()
+        try:
+            async with asyncio.timeout(max(0.0, self._deadline - time.monotonic())):
+                return await self._stream.__anext__()
+        except TimeoutError:
+            raise GenerationTimeout("the request ran past its time limit "
+                                    f"({self._deadline - self._started:.0f}s) and was stopped") from None
 
     def _start_timer(self) -> None:
         metrics = self.services.metrics
@@ -86,7 +99,7 @@ class GenerationCall:
                 if chunk.finish_reason is not None:
                     status = "200"
                     return
-                chunk = await self._stream.__anext__()
+                chunk = await self._next()
                 if self._timer is not None and chunk.token_ids:
                     self._timer.token(len(chunk.token_ids))
         except StopAsyncIteration:
