@@ -66,4 +66,10 @@ def build_services(settings: Settings) -> Services:
         backend_cls = load_backend_class(entry.backend)
         backend = backend_cls.from_config(src.id, src.path, settings)
         served.append(ServedModel(id=src.id, backend=backend, defaults=src.defaults, reasoning=entry.reasoning))
-    return Services(models=ModelRegistry(served))
+    registry = ModelRegistry(served)
+    services = Services(models=registry)
+    if settings.metrics.enabled:
+        from deeplocal.metrics.registry import Metrics
+
+        services.metrics = Metrics(settings.metrics, backends=registry.backends)
+    return services

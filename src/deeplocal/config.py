@@ -10,6 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from deeplocal.metrics.config import MetricsSettings
+
 CONFIG_ENV = "DEEPLOCAL_CONFIG"
 DEFAULT_CONFIG_NAME = "deeplocal.yaml"
 
@@ -75,6 +77,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     engine: EngineSettings = EngineSettings()
     models: tuple[ModelConfig, ...] = (ModelConfig(source="smollm2-135m"),)
+    metrics: MetricsSettings = MetricsSettings()
     data_dir: Path = Path("~/.deeplocal")
     log_level: str = "info"
     log_json: bool = True

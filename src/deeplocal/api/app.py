@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from deeplocal import __version__
 from deeplocal.api import health
+from deeplocal.api.deps import get_admin
 from deeplocal.api.errors import install_error_handlers
 from deeplocal.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from deeplocal.api.openai import chat, completions, embeddings, models
 from deeplocal.api.services import Services
 from deeplocal.config import Settings
+from deeplocal.metrics.http import make_metrics_router, start_metrics_server
 
 
 def create_app(settings: Settings, services: Services, *, manage_backends: bool = True) -> FastAPI:
@@ -21,15 +23,23 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        side = None
         if manage_backends:
             for served in services.models.all():
                 await served.backend.start()
+        if services.metrics is not None and settings.metrics.port is not None:
+            side = start_metrics_server(services.metrics, settings.metrics.host, settings.metrics.port)
+            services.state["metrics_url"] = side.url
         try:
             yield
         finally:
+            if side is not None:
+                side.close()
             if manage_backends:
                 for served in services.models.all():
                     await served.backend.stop()
+            if services.metrics is not None:
+                services.metrics.close()
 
     app = FastAPI(title="deeplocal", version=__version__, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
@@ -39,6 +49,9 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
     install_error_handlers(app)
     for module in (health, chat, completions, embeddings, models):
         app.include_router(module.router)
+    if services.metrics is not None:
+        guard = [Depends(get_admin)] if settings.metrics.require_admin else []
+        app.include_router(make_metrics_router(services.metrics, dependencies=guard))
     extra_routers = services.state.get("routers", ())
     for r in extra_routers:
         app.include_router(r)

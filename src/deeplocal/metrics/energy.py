@@ -49,7 +49,8 @@ class RaplReader:
                 now = int((path / "energy_uj").read_text())
             except (OSError, ValueError):
                 continue                               # unreadable (permissions) or not a RAPL zone
-            zones.append(_Zone(path=path, name=f"{name}:{path.name.split(':')[1]}", max_uj=max_uj, last_uj=now))
+            label = f"{name}:{path.name.split(':')[1]}"
+            zones.append(_Zone(path=path, name=label, max_uj=max_uj, last_uj=now))
         return zones
 
     def read_joules(self) -> dict[str, float]:

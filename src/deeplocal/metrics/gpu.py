@@ -278,7 +278,8 @@ class GpuCollector(Collector):
             for reading in sample.readings:
                 family = families.get(reading.series) or families.setdefault(
                     reading.series, _family(reading.series))
-                family.add_metric([str(sample.index), sample.uuid, sample.name, *reading.extra], reading.value)
+                labels = [str(sample.index), sample.uuid, sample.name, *reading.extra]
+                family.add_metric(labels, reading.value)
         yield from families.values()
 
 

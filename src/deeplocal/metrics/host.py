@@ -29,7 +29,8 @@ class HostCollector(Collector):
         if ps is None:
             return
         times = ps.cpu_times()
-        cpu = CounterMetricFamily("deeplocal_host_cpu_seconds", "CPU time by mode, all cores.", labels=["mode"])
+        cpu = CounterMetricFamily("deeplocal_host_cpu_seconds", "CPU time by mode, all cores.",
+                                  labels=["mode"])
         for mode in CPU_MODES:
             if hasattr(times, mode):
                 cpu.add_metric([mode], float(getattr(times, mode)))
@@ -41,6 +42,7 @@ class HostCollector(Collector):
         mem = ps.virtual_memory()
         yield GaugeMetricFamily("deeplocal_host_memory_total_bytes", "Physical RAM.", value=float(mem.total))
         yield GaugeMetricFamily("deeplocal_host_memory_available_bytes",
-                                "RAM available to new processes without swapping.", value=float(mem.available))
+                                "RAM available to new processes without swapping.",
+                                value=float(mem.available))
         yield GaugeMetricFamily("deeplocal_host_memory_used_bytes", "RAM in use (total - available).",
                                 value=float(mem.total - mem.available))

@@ -36,7 +36,7 @@ class Metrics:
                  clock: Callable[[], float] = time.perf_counter):
         self.settings = settings_section or MetricsSettings()
         s = self.settings
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()  # no auto_describe: collectors run only on a scrape
         self.guard = LabelGuard(s.max_label_values)
         self.requests = RequestMetrics(self.registry, guard=self.guard, tenant_label=s.tenant_label,
                                        prices=prices, clock=clock)
@@ -56,9 +56,15 @@ class Metrics:
             self.rapl = RaplReader(s.rapl_root)
             self.registry.register(RaplCollector(self.rapl))
 
-    def request_started(self, *, model: str, upstream: str) -> RequestTimer:
-        """Start timing a request (in-flight gauge up). Call `.finish(...)` exactly once at the end."""
-        return self.requests.start(model=model, upstream=upstream)
+    def request_started(self, *, model: str, upstream: str, t0: float | None = None) -> RequestTimer:
+        """Start timing a request (in-flight gauge up). Call `.finish(...)` exactly once at the end.
+
+        t0: the request's arrival on this registry's clock, when it arrived before the upstream was known.
+        """
+        return self.requests.start(model=model, upstream=upstream, t0=t0)
+
+    def now(self) -> float:
+        return self.requests.clock()
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format (what GET /metrics returns)."""

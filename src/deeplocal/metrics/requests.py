@@ -28,7 +28,7 @@ OTHER = "other"
 
 
 class LabelGuard:
-    """Keeps label values bounded: the first `limit` distinct values per label pass, later ones are "other"."""
+    """Bounds label values: the first `limit` distinct values per label pass, later ones read "other"."""
 
     def __init__(self, limit: int):
         self._limit = limit
@@ -121,28 +121,27 @@ class RequestMetrics:
         """USD per million (prompt, completion) tokens: key "upstream/model" first, then "upstream"."""
         return self.prices.get(f"{upstream}/{model}") or self.prices.get(upstream)
 
-    def start(self, *, model: str, upstream: str) -> RequestTimer:
+    def start(self, *, model: str, upstream: str, t0: float | None = None) -> RequestTimer:
         labels = (self.guard.value("model", model), self.guard.value("upstream", upstream))
         self.in_flight.labels(*labels).inc()
         return RequestTimer(self, labels, names=(model[:128], upstream[:128]),
-                            price=self.price(model=model, upstream=upstream))
+                            price=self.price(model=model, upstream=upstream), t0=t0)
 
 
 class RequestTimer:
     """Times one request. Thread-safe; `finish` is idempotent and returns the same summary each time."""
 
     def __init__(self, owner: RequestMetrics, labels: tuple[str, str], *, names: tuple[str, str],
-                 price: tuple[float, float] | None = None):
+                 price: tuple[float, float] | None = None, t0: float | None = None):
         self._m = owner
         self._labels = labels
         self._names = names
         self._price = price
         self._lock = threading.Lock()
-        self._t0 = owner.clock()
+        self._t0 = owner.clock() if t0 is None else t0   # t0: when the request arrived
         self._queue_s: float | None = None
         self._first: float | None = None
         self._last: float | None = None
-        self._chunks = 0
         self._summary: RequestSummary | None = None
 
     @property
@@ -171,7 +170,6 @@ class RequestTimer:
             else:
                 self._m.itl.labels(*self._labels).observe(now - self._last)
             self._last = now
-            self._chunks += 1
 
     def finish(self, *, status: str, finish_reason: str | None, prompt_tokens: int,
                completion_tokens: int, tenant: str | None = None) -> RequestSummary:
@@ -210,6 +208,7 @@ class RequestTimer:
         m.in_flight.labels(*labels).dec()
         ttft = self._first - self._t0 if self._first is not None else None
         reason = None if finish_reason is None else str(getattr(finish_reason, "value", finish_reason))
-        return RequestSummary(model=self._names[0], upstream=self._names[1], status=status_text, finish_reason=reason,
-                              prompt_tokens=prompt, completion_tokens=completion, e2e_s=e2e, ttft_s=ttft,
+        return RequestSummary(model=self._names[0], upstream=self._names[1], status=status_text,
+                              finish_reason=reason, prompt_tokens=prompt, completion_tokens=completion,
+                              e2e_s=e2e, ttft_s=ttft,
                               tpot_s=tpot, queue_s=self._queue_s, spend_usd=spend)

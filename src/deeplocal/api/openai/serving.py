@@ -11,6 +11,7 @@ from typing import Any
 from deeplocal.api.services import ServedModel, Services
 from deeplocal.engine.errors import GenerationTimeout
 from deeplocal.engine.types import Chunk, GenerationRequest, Usage
+from deeplocal.metrics.logging import log_request, request_log_line
 
 log = logging.getLogger("deeplocal.requests")
 
@@ -34,6 +35,7 @@ class GenerationCall:
         self._completion_tokens = 0
         self._usage: Usage | None = None
         self._started = time.monotonic()
+        self._arrival = services.metrics.now() if services.metrics is not None else None
         self._deadline = self._started + timeout_s if timeout_s else None
         self._closed = False
         self._finish_reason = None
@@ -51,7 +53,7 @@ class GenerationCall:
                 routed = await router.open(self.req, data_class=self.data_class or "public",
                                            pseudonymizer_factory=self.services.state.get("pseudonymizer"))
                 self.upstream, self._stream = routed.upstream, routed
-                self._start_timer()
+                self._start_timer()                   # from arrival: routing time counts in TTFT
                 self._first = await self._next()
             else:
                 self._stream = backend.generate(self.req)
@@ -76,7 +78,7 @@ class GenerationCall:
     def _start_timer(self) -> None:
         metrics = self.services.metrics
         if metrics is not None:
-            self._timer = metrics.request_started(model=self.served.id, upstream=self.upstream)
+            self._timer = metrics.request_started(model=self.served.id, upstream=self.upstream, t0=self._arrival)
 
     def headers(self) -> dict[str, str]:
         out = {"x-deeplocal-upstream": self.upstream}
@@ -122,19 +124,22 @@ class GenerationCall:
                 log.debug("error while closing a stream", exc_info=True)
         usage = self._usage or Usage(prompt_tokens=self._prompt_tokens, completion_tokens=self._completion_tokens)
         finish = getattr(self._finish_reason, "value", None)
+        tenant = getattr(self.principal, "tenant", None)
+        principal_id = getattr(self.principal, "key_id", None)
         if self._timer is not None:
-            self._timer.finish(status=status, finish_reason=finish, prompt_tokens=usage.prompt_tokens,
-                               completion_tokens=usage.completion_tokens,
-                               tenant=getattr(self.principal, "tenant", None))
+            summary = self._timer.finish(status=status, finish_reason=finish, prompt_tokens=usage.prompt_tokens,
+                                         completion_tokens=usage.completion_tokens, tenant=tenant)
+            log_request(summary, request_id=self.req.request_id, principal_id=principal_id, tenant=tenant)
+        else:
+            request_log_line(request_id=self.req.request_id, principal_id=principal_id, model=self.served.id,
+                             upstream=self.upstream, prompt_tokens=usage.prompt_tokens,
+                             completion_tokens=usage.completion_tokens,
+                             latency_s=time.monotonic() - self._started, status=status,
+                             finish_reason=finish, tenant=tenant)
         if self._reservation is not None:
             await self.services.gateway.settle(self._reservation, prompt_tokens=usage.prompt_tokens,
                                                completion_tokens=usage.completion_tokens,
                                                upstream=self.upstream, status=status)
-        log.info("request", extra={"event": {
-            "request_id": self.req.request_id, "principal_id": getattr(self.principal, "key_id", None),
-            "model": self.served.id, "upstream": self.upstream, "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens, "status": status,
-            "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}})
         audit_hook = self.services.state.get("audit_hook")
         if audit_hook is not None:
             await audit_hook(self, usage=usage, status=status)
