@@ -7,7 +7,9 @@ import importlib
 import typer
 
 # (module under deeplocal.cli, command-group name). Each module exposes `app: typer.Typer`.
-GROUPS: tuple[tuple[str, str], ...] = ()
+GROUPS: tuple[tuple[str, str], ...] = (
+    ("plan", "plan"),
+)
 
 # (module under deeplocal.cli, function name, command name) for single commands.
 COMMANDS: tuple[tuple[str, str, str], ...] = (

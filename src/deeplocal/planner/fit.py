@@ -51,6 +51,7 @@ class Fit:
     max_concurrency: int  # sequences of `context` tokens the KV budget holds
     offload_to: str = ""  # "" | "ram" | "ssd"
     offload_gbs: float = 0.0
+    layer_split: bool = False  # llama.cpp: layers split over devices in one host (pp = devices)
 
     @property
     def n_devices(self) -> int:
@@ -58,8 +59,8 @@ class Fit:
 
     @property
     def nodes(self) -> int:
-        """Pipeline stages are placed one per node."""
-        return self.pp
+        """vLLM places one pipeline stage per node; llama.cpp splits layers inside one host."""
+        return 1 if self.layer_split else self.pp
 
 
 def batched_tokens(inp: FitInputs, device: Device) -> int:
@@ -80,7 +81,7 @@ def device_memory(inp: FitInputs, device: Device, *, tp: int, pp: int, offloaded
                                      max_seqs=max(inp.concurrency, 1))
         budget = device.memory_gib * GIB * inp.gpu_memory_utilization
     else:
-        acts = llamacpp_compute_bytes(spec, n_ctx=inp.context * inp.concurrency) // (1 if device.is_cpu else n)
+        acts = llamacpp_compute_bytes(spec, n_ctx=inp.context * inp.concurrency)  # one per device
         headroom = CPU_RAM_HEADROOM if device.is_cpu else LLAMACPP_GPU_HEADROOM
         budget = device.memory_gib * GIB * headroom
     frame = framework_bytes(engine=inp.engine, is_cpu=device.is_cpu, parallel=n > 1, vocab=spec.vocab)
@@ -100,31 +101,33 @@ def candidate_layouts(inp: FitInputs, device: Device) -> list[tuple[int, int]]:
     per_node = min(device.per_node, inp.max_devices_per_node or device.per_node)
     heads = inp.spec.attention.n_heads
     tps = [t for t in TP_SIZES if t <= per_node and (inp.engine != "vllm" or heads % t == 0)]
+    if inp.engine != "vllm":  # llama.cpp splits layers across the GPUs of one host
+        return [(1, t) for t in tps]
     layouts = [(t, 1) for t in tps]
     top = tps[-1]
-    if inp.engine == "vllm":  # llama.cpp has no multi-node serving here
-        layouts += [(top, p) for p in range(2, inp.max_nodes + 1) if p <= inp.spec.n_layers]
+    layouts += [(top, p) for p in range(2, inp.max_nodes + 1) if p <= inp.spec.n_layers]
     return layouts
 
 
 def _fit_of(inp: FitInputs, device: Device, tp: int, pp: int, offloaded: int = 0, **kw: object) -> Fit:
     mem = device_memory(inp, device, tp=tp, pp=pp, offloaded=offloaded)
-    return Fit(device, tp, pp, mem, max_concurrency(inp, mem, tp=tp, pp=pp), **kw)  # type: ignore[arg-type]
+    return Fit(device, tp, pp, mem, max_concurrency(inp, mem, tp=tp, pp=pp),  # type: ignore[arg-type]
+               layer_split=inp.engine == "llamacpp", **kw)
 
 
-def _offload(inp: FitInputs, device: Device, tp: int) -> Fit | None:
+def _offload(inp: FitInputs, device: Device, tp: int, pp: int) -> Fit | None:
     """Keep the excess weights in host RAM (vLLM --cpu-offload-gb, llama.cpp partial n_gpu_layers)."""
-    base = device_memory(inp, device, tp=tp, pp=1)
+    base = device_memory(inp, device, tp=tp, pp=pp)
     excess = base.used - base.budget
     if excess <= 0 or excess > base.weights:
         return None
     if device.is_cpu:
-        return _fit_of(inp, device, tp, 1, excess, offload_to="ssd", offload_gbs=SSD_GBS)
-    if excess * tp <= inp.host_ram_gib * GIB * CPU_RAM_HEADROOM:
+        return _fit_of(inp, device, tp, pp, excess, offload_to="ssd", offload_gbs=SSD_GBS)
+    if excess * tp * pp <= inp.host_ram_gib * GIB * CPU_RAM_HEADROOM:
         gbs = device.host_link_gbs if inp.engine == "vllm" else inp.host_bandwidth_gbs
-        return _fit_of(inp, device, tp, 1, excess, offload_to="ram", offload_gbs=gbs)
+        return _fit_of(inp, device, tp, pp, excess, offload_to="ram", offload_gbs=gbs)
     if inp.engine == "llamacpp":
-        return _fit_of(inp, device, tp, 1, excess, offload_to="ssd", offload_gbs=SSD_GBS)
+        return _fit_of(inp, device, tp, pp, excess, offload_to="ssd", offload_gbs=SSD_GBS)
     return None
 
 
@@ -135,8 +138,8 @@ def smallest_fit(inp: FitInputs, device: Device) -> Fit:
         fit = _fit_of(inp, device, tp, pp)
         if fit.memory.fits:
             return fit
-    single_node_tp = max(tp for tp, pp in layouts if pp == 1)
-    offloaded = _offload(inp, device, single_node_tp)
+    one_node = [lay for lay in layouts if lay[1] == 1] if inp.engine == "vllm" else layouts
+    offloaded = _offload(inp, device, *one_node[-1])
     if offloaded is not None:
         return offloaded
     tp, pp = layouts[-1]

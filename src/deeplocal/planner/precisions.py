@@ -43,6 +43,7 @@ class Precision:
     vllm_quantization: str | None = None  # value for vLLM's --quantization, None: none or auto-detected
     gguf_type: str | None = None  # llama.cpp file type name
     quantizes_embeddings: bool = False  # HF quant formats keep embedding/lm_head at 16 bits
+    uniform: bool = False  # bits_per_weight already covers every tensor (measured from a file)
     note: str = ""
     aliases: tuple[str, ...] = ()
 
@@ -115,6 +116,8 @@ def kv_dtype_from_name(name: str) -> KvDtype:
 
 def output_tensor_bpw(precision: Precision, *, hidden: int) -> float:
     """Bits per weight llama.cpp gives the output tensor; for HF formats, 16 unless fp32."""
+    if precision.uniform:
+        return precision.bits_per_weight
     if precision.format is Format.HF:
         return precision.bits_per_weight if precision.quantizes_embeddings else 16.0
     if precision.bits_per_weight >= Q8_0_BPW:
@@ -124,6 +127,8 @@ def output_tensor_bpw(precision: Precision, *, hidden: int) -> float:
 
 def embedding_bpw(precision: Precision, *, hidden: int) -> float:
     """Bits per weight of the input embedding table (not tied to the output)."""
+    if precision.uniform:
+        return precision.bits_per_weight
     if precision.format is Format.HF:
         return precision.bits_per_weight if precision.quantizes_embeddings else 16.0
     return precision.bits_per_weight

@@ -21,8 +21,10 @@ from deeplocal.planner.specs import AttentionKind, ModelSpec
 BANDWIDTH_EFFICIENCY = {"gpu": 0.80, "cpu": 0.60}
 DECODE_MFU = 0.50
 PREFILL_MFU = 0.60
-NVLINK_LATENCY_S = 10e-6
-PCIE_LATENCY_S = 30e-6
+NVLINK_LATENCY_S = 20e-6  # one small all-reduce
+PCIE_LATENCY_S = 40e-6
+LAYER_OVERHEAD_S = {"gpu": 15e-6, "cpu": 5e-6}  # kernel launches/syncs per layer per step
+MOE_LAYER_OVERHEAD_S = 40e-6  # router, top-k, permute and grouped GEMM launches per MoE layer
 INTERNODE_LATENCY_S = 25e-6
 INTERNODE_GBS = 25.0  # 200 Gb/s InfiniBand/RoCE per device
 
@@ -101,8 +103,10 @@ def _stage_time(spec: ModelSpec, precision: Precision, kv: KvDtype, lay: Layout,
         latency = NVLINK_LATENCY_S if dev.link_gbs > 64 else PCIE_LATENCY_S
         payload = batch * spec.hidden * 2 * 2 * (lay.tp - 1) / lay.tp
         t_comm = 2 * (spec.n_layers / lay.pp) * (latency + payload / (dev.link_gbs * 1e9))
+    kind = "cpu" if dev.is_cpu else "gpu"
+    t_fixed = (spec.n_layers * LAYER_OVERHEAD_S[kind] + spec.moe_layers * MOE_LAYER_OVERHEAD_S) / lay.pp
     bound = "memory" if t_mem + t_offload >= t_compute else "compute"
-    return max(t_mem, t_compute) + t_offload + t_comm, bound
+    return max(t_mem, t_compute) + t_offload + t_comm + t_fixed, bound
 
 
 def decode(spec: ModelSpec, precision: Precision, kv: KvDtype, lay: Layout, *, batch: int,
