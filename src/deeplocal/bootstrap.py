@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from deeplocal.api.services import ModelRegistry, SamplingDefaults, ServedModel, Services
+from deeplocal.api.services import ModelRegistry, RoutedModelView, SamplingDefaults, ServedModel, Services
 from deeplocal.config import ModelConfig, Settings
 from deeplocal.engine.errors import ModelNotFound
 from deeplocal.engine.registry import load_backend_class
@@ -66,8 +66,16 @@ def build_services(settings: Settings) -> Services:
         backend_cls = load_backend_class(entry.backend)
         backend = backend_cls.from_config(src.id, src.path, settings)
         served.append(ServedModel(id=src.id, backend=backend, defaults=src.defaults, reasoning=entry.reasoning))
+    router = None
+    if settings.routing.aliases:
+        from deeplocal.routing.router import Router
+
+        router = Router(settings.routing, local_backends={m.id: m.backend for m in served})
+        aliases = set(settings.routing.aliases)
+        served = [m for m in served if m.id not in aliases]
+        served += [ServedModel(id=a, backend=RoutedModelView(router, a), routed=True) for a in aliases]
     registry = ModelRegistry(served)
-    services = Services(models=registry)
+    services = Services(models=registry, router=router)
     if settings.metrics.enabled:
         from deeplocal.metrics.registry import Metrics
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from deeplocal.metrics.config import MetricsSettings
+from deeplocal.routing.config import RoutingSettings
 
 CONFIG_ENV = "DEEPLOCAL_CONFIG"
 DEFAULT_CONFIG_NAME = "deeplocal.yaml"
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = EngineSettings()
     models: tuple[ModelConfig, ...] = (ModelConfig(source="smollm2-135m"),)
     metrics: MetricsSettings = MetricsSettings()
+    routing: RoutingSettings = RoutingSettings()
     data_dir: Path = Path("~/.deeplocal")
     log_level: str = "info"
     log_json: bool = True

@@ -27,6 +27,8 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
         if manage_backends:
             for served in services.models.all():
                 await served.backend.start()
+        if services.router is not None:
+            await services.router.start()
         if services.metrics is not None and settings.metrics.port is not None:
             side = start_metrics_server(services.metrics, settings.metrics.host, settings.metrics.port)
             services.state["metrics_url"] = side.url
@@ -35,6 +37,8 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
         finally:
             if side is not None:
                 side.close()
+            if services.router is not None:
+                await services.router.stop()
             if manage_backends:
                 for served in services.models.all():
                     await served.backend.stop()

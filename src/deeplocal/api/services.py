@@ -29,6 +29,57 @@ class ServedModel:
     created: int = field(default_factory=lambda: int(time.time()))
     owned_by: str = "deeplocal"
     reasoning: bool | None = None   # split <think>...</think>; None: ask the backend
+    routed: bool = False            # a routing alias: requests go through services.router
+
+
+class RoutedModelView:
+    """What the API needs of a routing alias before an upstream is chosen: its preferred backend's
+    token count and capabilities. Generation itself goes through the Router."""
+
+    def __init__(self, router: Any, alias: str):
+        self.name = alias
+        self._router = router
+        self._alias = alias
+
+    def _primary(self):
+        return self._router.primary_backend(self._alias)
+
+    @property
+    def capabilities(self):
+        from deeplocal.engine.types import Capabilities
+
+        primary = self._primary()
+        return primary.capabilities if primary is not None else Capabilities()
+
+    def count_tokens(self, req) -> int:
+        primary = self._primary()
+        if primary is not None:
+            return primary.count_tokens(req)
+        text = req.prompt or "".join(m.content for m in req.messages or ())
+        return max(1, len(text) // 4)   # estimate for remote-only aliases (quota reservation only)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        primary = self._primary()
+        if primary is None:
+            from deeplocal.engine.errors import InvalidRequest
+
+            raise InvalidRequest(f"{self._alias} does not serve embeddings", param="model")
+        return await primary.embed(texts)
+
+    def stats(self):
+        from deeplocal.engine.types import BackendStats
+
+        primary = self._primary()
+        return primary.stats() if primary is not None else BackendStats()
+
+    async def start(self) -> None:
+        """The router starts its upstreams."""
+
+    async def stop(self) -> None:
+        """The router stops its upstreams."""
+
+    def generate(self, req):
+        raise RuntimeError("routed models generate through the Router")
 
 
 class ModelRegistry:

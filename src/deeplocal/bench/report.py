@@ -54,7 +54,7 @@ def describe_host(url: str) -> str:
                 break
     except OSError:
         pass
-    text = f"{cpu} x{os.cpu_count() or 1} threads"
+    text = f"{cpu}, {os.cpu_count() or 1} CPU threads"
     if shutil.which("nvidia-smi"):
         try:
             out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],

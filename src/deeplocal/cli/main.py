@@ -9,6 +9,9 @@ import typer
 # (module under deeplocal.cli, command-group name). Each module exposes `app: typer.Typer`.
 GROUPS: tuple[tuple[str, str], ...] = (
     ("plan", "plan"),
+    ("bench", "bench"),
+    ("cost", "cost"),
+    ("keys", "keys"),
 )
 
 # (module under deeplocal.cli, function name, command name) for single commands.

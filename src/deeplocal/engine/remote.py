@@ -8,6 +8,7 @@ chunk, `idle_s` between chunks after that, `total_s` for the whole generation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 from collections.abc import AsyncIterator, Mapping
@@ -54,11 +55,17 @@ class RemoteBackend:
         timeouts: RemoteTimeouts = RemoteTimeouts(),
         headers: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
+        grammar_param: str | None = None,
     ):
+        """`grammar_param`: where the upstream takes a GBNF grammar ("grammar" for llama-server,
+        "structured_outputs.grammar" for vLLM); set, the backend can serve grammar/JSON-schema requests."""
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeouts = timeouts
+        self.grammar_param = grammar_param
+        if grammar_param:
+            self.capabilities = dataclasses.replace(RemoteBackend.capabilities, json_schema=True)
         self._headers = {"Accept": "text/event-stream", **(headers or {})}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -94,7 +101,7 @@ class RemoteBackend:
     async def _generate(self, req: GenerationRequest) -> AsyncIterator[Chunk]:
         await self.start()
         assert self._client is not None
-        path, body = wire.build_request(req, model=self.model)
+        path, body = wire.build_request(req, model=self.model, grammar_param=self.grammar_param)
         loop = asyncio.get_running_loop()
         started = loop.time()
         end = started + self.timeouts.total_s

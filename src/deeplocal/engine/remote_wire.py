@@ -25,8 +25,13 @@ _CONTEXT_MARKERS = ("context length", "context_length", "maximum context", "cont
 # -- request ------------------------------------------------------------------------------------
 
 
-def build_request(req: GenerationRequest, *, model: str) -> tuple[str, dict[str, Any]]:
-    """(path under the base URL, JSON body) for a streaming chat or text completion."""
+def build_request(req: GenerationRequest, *, model: str, grammar_param: str | None = None
+                  ) -> tuple[str, dict[str, Any]]:
+    """(path under the base URL, JSON body) for a streaming chat or text completion.
+
+    `grammar_param`: where this upstream takes a GBNF grammar, as a dotted path ("grammar" for
+    llama-server, "structured_outputs.grammar" for vLLM); None: it takes none.
+    """
     s = req.sampling
     body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
     chat = req.messages is not None
@@ -41,7 +46,13 @@ def build_request(req: GenerationRequest, *, model: str) -> tuple[str, dict[str,
     else:
         raise InvalidRequest("a generation request needs messages or a prompt")
     if s.grammar is not None:
-        raise InvalidRequest("this upstream does not take grammar-constrained generation")
+        if grammar_param is None:
+            raise InvalidRequest("this upstream does not take grammar-constrained generation")
+        *parents, leaf = grammar_param.split(".")
+        slot = body
+        for key in parents:
+            slot = slot.setdefault(key, {})
+        slot[leaf] = s.grammar
     body["temperature"] = s.temperature
     body["top_p"] = s.top_p
     optional: dict[str, Any] = {

@@ -1,5 +1,6 @@
-"""Routing policy as pure functions: classify a request's data, order the candidate upstreams, and
-space out retries. The router gathers the facts (a Candidate per alias entry) and acts on the plan."""
+"""Routing policy as pure functions: order the candidate upstreams for a request's data class and
+load, and space out retries. The router gathers the facts (a Candidate per alias entry) and acts on
+the plan. Classifying the data is the gateway's job (deeplocal.gateway.pii.classify)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from deeplocal.routing.config import DATA_CLASSES, DataClass, EnergySettings, PolicySettings, RetrySettings
-
-
-def classify(
-    *,
-    pii_found: bool,
-    on_pii: DataClass = "restricted",
-    tenant_class: DataClass | None = None,
-    header_class: DataClass | None = None,
-    default: DataClass = "internal",
-) -> DataClass:
-    """The request's data class. The key/tenant class is a floor the `X-Data-Class` header can raise
-    but not lower; without either the default applies; PII found raises it to `on_pii`."""
-    rank = DATA_CLASSES.index
-    base = header_class or tenant_class or default
-    levels = [base, tenant_class or "public"]
-    if pii_found:
-        levels.append(on_pii)
-    return max(levels, key=rank)
+from deeplocal.routing.config import DataClass, EnergySettings, PolicySettings, RetrySettings
 
 
 @dataclass(frozen=True, slots=True)

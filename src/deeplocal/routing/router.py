@@ -17,7 +17,7 @@ from deeplocal.engine.errors import EngineError, InvalidRequest, ModelNotFound, 
 from deeplocal.engine.remote import RemoteBackend, UpstreamTimeout
 from deeplocal.engine.types import GenerationRequest
 from deeplocal.routing import policy
-from deeplocal.routing.config import AliasTarget, DataClass, RoutingSettings
+from deeplocal.routing.config import DATA_CLASSES, AliasTarget, DataClass, RoutingSettings
 from deeplocal.routing.errors import NoAllowedUpstream, NoUpstreamAvailable
 from deeplocal.routing.health import HealthProber
 from deeplocal.routing.stream import Pseudonymizer, RoutedStream, close_quietly, pseudonymize_request
@@ -71,6 +71,23 @@ class Router:
         names += [m for m in self._local if m not in self.config.aliases]
         return names
 
+    def primary_backend(self, model: str) -> Backend | None:
+        """The backend an alias prefers (its first usable local one, else the first one): for token
+        counting and capability checks before routing. None before start() or if none is usable."""
+        try:
+            targets = self._targets(model)
+        except ModelNotFound:
+            return None
+        found = []
+        for t in targets:
+            up = self.registry[t.upstream]
+            s = up.settings
+            backend = up.backends.get(s.engine if s.engine is not None else target_model(model, t, s))
+            if backend is not None and up.disabled is None:
+                found.append((up.remote, backend))
+        found.sort(key=lambda pair: pair[0])  # stable: local ones first, in alias order
+        return found[0][1] if found else None
+
     def upstream_states(self) -> list[UpstreamState]:
         return self.registry.states()
 
@@ -89,9 +106,15 @@ class Router:
         self,
         req: GenerationRequest,
         *,
-        data_class: DataClass,
+        data_class: DataClass | None = None,
         pseudonymizer_factory: Callable[[], Pseudonymizer] | None = None,
     ) -> RoutedStream:
+        """Route and start `req`; returns once the first chunk is in hand. `data_class` None (no gateway
+        classified the request) means the configured `policy.default_data_class`."""
+        if data_class is None:
+            data_class = self.config.policy.default_data_class
+        if data_class not in DATA_CLASSES:
+            raise InvalidRequest(f"unknown data class {data_class!r}; one of {', '.join(DATA_CLASSES)}")
         targets = self._targets(req.model)
         plan = policy.plan_route(
             [self._candidate(req, t) for t in targets], data_class=data_class,
@@ -126,7 +149,7 @@ class Router:
                     up.breaker.record_failure()
                     failures.append((up.name, exc))
                     log.warning("upstream %s failed (attempt %d): %s", up.name, attempts, exc.message)
-                    if n < retry.per_upstream and attempts < retry.max_attempts:
+                    if n < retry.per_upstream and attempts < retry.max_attempts and up.breaker.would_allow():
                         await self._sleep(policy.backoff_s(n, retry, self._rng, retry_after=exc.retry_after))
         raise self._exhausted(req.model, data_class, plan, failures)
 

@@ -7,11 +7,11 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from deeplocal.engine.errors import EngineError, UpstreamError
 from deeplocal.engine.remote import UpstreamTimeout
-from deeplocal.engine.types import Chunk, GenerationRequest, Usage
+from deeplocal.engine.types import Chunk, GenerationRequest, Message, Usage
 from deeplocal.routing.upstreams import Upstream, cost_usd
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,26 @@ class Pseudonymizer(Protocol):
 
 
 def pseudonymize_request(req: GenerationRequest, ps: Pseudonymizer) -> GenerationRequest:
-    """The same request with every message's content and the prompt pseudonymized."""
+    """The same request with the prompt, every message's content and earlier tool-call arguments
+    pseudonymized (one Pseudonymizer per request: the same value gets the same placeholder)."""
     messages = None
     if req.messages is not None:
-        messages = tuple(dataclasses.replace(m, content=ps.pseudonymize(m.content)) if m.content else m
-                         for m in req.messages)
+        messages = tuple(_pseudonymize_message(m, ps) for m in req.messages)
     prompt = ps.pseudonymize(req.prompt) if req.prompt else req.prompt
     return dataclasses.replace(req, messages=messages, prompt=prompt)
+
+
+def _pseudonymize_message(m: Message, ps: Pseudonymizer) -> Message:
+    calls = tuple(_pseudonymize_call(c, ps) for c in m.tool_calls)
+    content = ps.pseudonymize(m.content) if m.content else m.content
+    return dataclasses.replace(m, content=content, tool_calls=calls)
+
+
+def _pseudonymize_call(call: dict[str, Any], ps: Pseudonymizer) -> dict[str, Any]:
+    function = call.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    return {**call, "function": {**function, "arguments": ps.pseudonymize(function["arguments"])}}
 
 
 async def close_quietly(agen: object) -> None:

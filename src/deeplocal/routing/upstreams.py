@@ -118,25 +118,33 @@ class UpstreamRegistry:
                     name, UpstreamSettings(kind="local", engine=model_id),
                     CircuitBreaker(failure_threshold=b.failure_threshold, open_s=b.open_s, clock=clock))
         self._owned: list[Backend] = []
+        self._bind_engines()
 
     def __getitem__(self, name: str) -> Upstream:
         return self.upstreams[name]
 
+    def _bind_engines(self) -> None:
+        """In-process engines are bound at construction (no I/O): usable before start()."""
+        for name, up in self.upstreams.items():
+            engine = up.settings.engine
+            if engine is None:
+                continue
+            backend = self._local.get(engine)
+            if backend is None:
+                up.disabled = f"in-process model {engine!r} is not served here"
+                log.warning("upstream %s disabled: %s", name, up.disabled)
+            else:
+                up.backends[engine] = backend
+
     async def start(self) -> None:
-        """Bind in-process engines; build and start one HTTP backend per (upstream, model) in use."""
+        """Build and start one HTTP backend per (URL upstream, upstream model) the aliases use."""
         wanted: dict[str, set[str]] = {name: set() for name in self.upstreams}
         for alias, targets in self.config.aliases.items():
             for t in targets:
                 wanted[t.upstream].add(target_model(alias, t, self.config.upstreams[t.upstream]))
         for name, up in self.upstreams.items():
             s = up.settings
-            if s.engine is not None:
-                backend = self._local.get(s.engine)
-                if backend is None:
-                    up.disabled = f"in-process model {s.engine!r} is not served here"
-                    log.warning("upstream %s disabled: %s", name, up.disabled)
-                else:
-                    up.backends[s.engine] = backend
+            if s.base_url is None or up.backends:
                 continue
             api_key = None
             if s.api_key_env:

@@ -49,8 +49,8 @@ class GenerationCall:
                 max_tokens=self.req.sampling.max_tokens or 0)
         try:
             router = self.services.router
-            if router is not None:
-                routed = await router.open(self.req, data_class=self.data_class or "public",
+            if router is not None and self.served.routed:
+                routed = await router.open(self.req, data_class=self.data_class,
                                            pseudonymizer_factory=self.services.state.get("pseudonymizer"))
                 self.upstream, self._stream = routed.upstream, routed
                 self._start_timer()                   # from arrival: routing time counts in TTFT
