@@ -55,6 +55,15 @@ def _store_resolver():
     return resolve_model
 
 
+def build_gateway(settings: Settings):
+    """Always built: with auth off it admits a local principal and still writes the usage ledger."""
+    from deeplocal.gateway.service import Gateway
+    from deeplocal.store.db import resolve_database_url
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Gateway(settings.gateway, resolve_database_url(settings.database_url, settings.data_dir))
+
+
 def build_services(settings: Settings) -> Services:
     served = []
     seen: set[str] = set()
@@ -75,7 +84,7 @@ def build_services(settings: Settings) -> Services:
         served = [m for m in served if m.id not in aliases]
         served += [ServedModel(id=a, backend=RoutedModelView(router, a), routed=True) for a in aliases]
     registry = ModelRegistry(served)
-    services = Services(models=registry, router=router)
+    services = Services(models=registry, router=router, gateway=build_gateway(settings))
     if settings.metrics.enabled:
         from deeplocal.metrics.registry import Metrics
 

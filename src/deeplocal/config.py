@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from deeplocal.gateway.config import GatewaySettings
 from deeplocal.metrics.config import MetricsSettings
 from deeplocal.routing.config import RoutingSettings
 
@@ -78,6 +79,8 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     engine: EngineSettings = EngineSettings()
     models: tuple[ModelConfig, ...] = (ModelConfig(source="smollm2-135m"),)
+    gateway: GatewaySettings = GatewaySettings()
+    database_url: str | None = None     # DEEPLOCAL_DATABASE_URL; default: SQLite under data_dir
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
     data_dir: Path = Path("~/.deeplocal")

@@ -8,7 +8,7 @@ import sys
 
 import uvicorn
 
-from deeplocal.api.app import create_app
+from deeplocal.api.app import create_asgi
 from deeplocal.bootstrap import build_services
 from deeplocal.config import Settings
 
@@ -50,10 +50,27 @@ def configure_logging(settings: Settings) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
+def _protect_logs() -> None:
+    from deeplocal.gateway.auth import SecretLogFilter
+
+    for name in ("deeplocal", "uvicorn", "uvicorn.error", ""):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(SecretLogFilter())
+
+
 def run_server(settings: Settings) -> int:
+    from deeplocal.gateway.transport import ExposureError, check_exposure, uvicorn_kwargs
+
     configure_logging(settings)
+    _protect_logs()
+    try:
+        for finding in check_exposure(settings.server, auth_enabled=settings.gateway.auth):
+            log.warning(finding.message)
+    except ExposureError as exc:
+        print(f"deeplocal: refusing to start: {exc.message}", file=sys.stderr, flush=True)
+        return 2
     services = build_services(settings)
-    app = create_app(settings, services)
+    app = create_asgi(settings, services)
     server_cfg = settings.server
     sock = _bind(server_cfg.host, server_cfg.port)
     host, port = sock.getsockname()[:2]
@@ -61,10 +78,7 @@ def run_server(settings: Settings) -> int:
     config = uvicorn.Config(
         app, log_level=settings.log_level if settings.log_level != "info" else "warning",
         timeout_graceful_shutdown=int(server_cfg.drain_timeout_s) or None,
-        ssl_certfile=server_cfg.tls_cert, ssl_keyfile=server_cfg.tls_key,
-        ssl_ca_certs=server_cfg.tls_client_ca,
-        ssl_cert_reqs=2 if server_cfg.tls_client_ca else 0,
-        access_log=False, server_header=False,
+        access_log=False, **uvicorn_kwargs(server_cfg),
     )
     server = _DrainingServer(config, services.state)
     models = ", ".join(services.models.ids())

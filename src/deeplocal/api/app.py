@@ -6,15 +6,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from deeplocal import __version__
 from deeplocal.api import health
 from deeplocal.api.deps import get_admin
 from deeplocal.api.errors import install_error_handlers
-from deeplocal.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from deeplocal.api.middleware import RequestIdMiddleware
 from deeplocal.api.openai import chat, completions, embeddings, models
 from deeplocal.api.services import Services
 from deeplocal.config import Settings
+from deeplocal.gateway.guard import TransportGuard
+from deeplocal.gateway.transport import allowed_hosts, cors_options
 from deeplocal.metrics.http import make_metrics_router, start_metrics_server
 
 
@@ -44,6 +47,8 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
                     await served.backend.stop()
             if services.metrics is not None:
                 services.metrics.close()
+            if services.gateway is not None:
+                services.gateway.close()
 
     app = FastAPI(title="deeplocal", version=__version__, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
@@ -59,9 +64,17 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
     extra_routers = services.state.get("routers", ())
     for r in extra_routers:
         app.include_router(r)
-    if settings.server.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.server.cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["authorization", "content-type"])
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    cors = cors_options(settings.server)
+    if cors is not None:
+        app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def create_asgi(settings: Settings, services: Services) -> ASGIApp:
+    """The app behind the transport guard (body and header limits, Host check, overall deadline)."""
+    auth = services.gateway is not None and services.gateway.enabled
+    # The per-generation limit (a clean 504 or SSE error) fires first; the guard is the backstop.
+    return TransportGuard(create_app(settings, services), max_body_bytes=settings.server.max_body_bytes,
+                          request_timeout_s=settings.server.request_timeout_s + 5,
+                          allowed_hosts=allowed_hosts(settings.server, auth_enabled=auth))

@@ -34,12 +34,18 @@ def serve(
     max_num_seqs: Annotated[int | None, typer.Option(help="Sequences decoded together.")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(
+        help="CA bundle (PEM): clients must present a certificate it signed (mutual TLS).")] = None,
+    auth: Annotated[bool | None, typer.Option("--auth/--no-auth",
+                                              help="Require API keys (required off loopback).")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
 ) -> None:
     """Serve models over an OpenAI-compatible API (chat, completions, embeddings, models)."""
     overrides = _drop_none({
         "server": {"host": host, "port": port, "tls_cert": str(tls_cert) if tls_cert else None,
-                   "tls_key": str(tls_key) if tls_key else None},
+                   "tls_key": str(tls_key) if tls_key else None,
+                   "tls_client_ca": str(tls_client_ca) if tls_client_ca else None},
+        "gateway": {"auth": auth},
         "engine": {"n_ctx": n_ctx, "n_threads": threads, "max_num_seqs": max_num_seqs},
         "models": list(model) if model else None,
         "log_level": log_level,

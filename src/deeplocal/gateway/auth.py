@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -18,7 +19,7 @@ _BEARER = "bearer "
 _SECRET_PATTERNS = (
     (re.compile(r"\b(dl-[0-9a-f]{16}-)[A-Za-z0-9_-]{8,}"), r"\1***"),
     (re.compile(r"(?i)\b(bearer\s+)[^\s'\",]+"), r"\1***"),
-    (re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(-----END[A-Z ]*PRIVATE KEY-----|$)", re.S),
+    (re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(-----END[A-Z ]*PRIVATE KEY-----|$)", re.DOTALL),
      "[private key redacted]"),
 )
 
@@ -74,33 +75,37 @@ def parse_authorization(authorization: str | None, *, max_bytes: int) -> ParsedK
 
 
 class KeyCache:
-    """Key id -> record (or None for unknown ids), each entry valid for its own TTL; LRU bounded."""
+    """Key id -> record (or None for unknown ids), each entry valid for its own TTL; LRU bounded; thread-safe."""
 
     def __init__(self, *, ttl_s: float, negative_ttl_s: float, size: int, clock: Callable[[], float]):
         self._ttl, self._negative_ttl, self._size, self._clock = ttl_s, negative_ttl_s, size, clock
         self._entries: OrderedDict[str, tuple[float, KeyRecord | None]] = OrderedDict()
+        self._lock = threading.Lock()  # filled from the database thread, read on the event loop
 
     def get(self, key_id: str) -> tuple[bool, KeyRecord | None]:
-        entry = self._entries.get(key_id)
-        if entry is None:
-            return False, None
-        if entry[0] <= self._clock():
-            del self._entries[key_id]
-            return False, None
-        self._entries.move_to_end(key_id)
-        return True, entry[1]
+        with self._lock:
+            entry = self._entries.get(key_id)
+            if entry is None:
+                return False, None
+            if entry[0] <= self._clock():
+                del self._entries[key_id]
+                return False, None
+            self._entries.move_to_end(key_id)
+            return True, entry[1]
 
     def put(self, key_id: str, record: KeyRecord | None) -> None:
         ttl = self._ttl if record is not None else self._negative_ttl
         if ttl <= 0 or self._size <= 0:
             return
-        self._entries[key_id] = (self._clock() + ttl, record)
-        self._entries.move_to_end(key_id)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key_id] = (self._clock() + ttl, record)
+            self._entries.move_to_end(key_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
 
     def forget(self, key_id: str) -> None:
-        self._entries.pop(key_id, None)
+        with self._lock:
+            self._entries.pop(key_id, None)
 
 
 class Authenticator:

@@ -16,7 +16,16 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, bindparam, delete, func, select, update
 
 from deeplocal.gateway.ledger import UsageRecord
-from deeplocal.gateway.limits import Bucket, RateState, Refusal, admit, current, fresh_state, headers_for, refund
+from deeplocal.gateway.limits import (
+    Bucket,
+    RateState,
+    Refusal,
+    admit,
+    current,
+    fresh_state,
+    headers_for,
+    refund,
+)
 from deeplocal.gateway.principal import Limits
 from deeplocal.store.prepared import Prepared, raw_write_transaction
 from deeplocal.store.tables import rate_state, stream_leases, usage_ledger

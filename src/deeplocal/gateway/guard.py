@@ -22,10 +22,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 def _error_body(message: str, error_type: str, code: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}}).encode()
 
@@ -79,20 +75,30 @@ class TransportGuard:
         if problem is not None:
             await _refuse(send, *problem)
             return
-        started = False
+        started = False   # the client has seen a response start
+        refused = False   # we answered for the app: drop whatever it sends from now on
         received = 0
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused, started
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge()
+                    if not started:  # answer now; the app sees the client gone, whatever it catches
+                        started = refused = True
+                        await _refuse(send, 413, f"Request body is larger than {self.max_body_bytes} bytes.",
+                                      "request_too_large")
+                    refused = True
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -100,14 +106,13 @@ class TransportGuard:
         deadline = asyncio.timeout(self.request_timeout_s)
         try:
             async with deadline:
-                await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _refuse(send, 413, f"Request body is larger than {self.max_body_bytes} bytes.",
-                              "request_too_large")
+                await self.app(scope, limited_receive, guarded_send)
         except TimeoutError:
             if not deadline.expired():
                 raise
             if not started:
                 await _refuse(send, 504, f"The request took longer than {self.request_timeout_s:g} s.",
                               "request_timeout", error_type="server_error")
+        except Exception:
+            if not refused:
+                raise

@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -156,7 +156,7 @@ def parse_expires(text: str, now: float) -> float:
     except ValueError as exc:
         raise InvalidKeySpec("expires must be a duration like 30d / 12h or an ISO date", param="expires") from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     if moment.timestamp() <= now:
         raise InvalidKeySpec("expires is in the past", param="expires")
     return moment.timestamp()
@@ -170,9 +170,10 @@ class KeyStore:
         self._clock = clock
 
     def create(self, *, tenant: str, name: str, scopes: Iterable[str] = ("inference",),
-               models: Iterable[str] = (), limits: Limits = Limits(), expires_at: float | None = None,
+               models: Iterable[str] = (), limits: Limits | None = None, expires_at: float | None = None,
                data_class: str | None = None, rotated_from: str | None = None,
                quota_id: str | None = None) -> CreatedKey:
+        limits = limits or Limits()
         scope_set, model_list = _check_spec(tenant, name, scopes, models, limits, data_class)
         key_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_hex(16)
         record = KeyRecord(

@@ -1,8 +1,10 @@
 """The usage ledger: one row per settled request, in the shared database.
 
 Columns (table `usage_ledger`): id, ts (Unix seconds, float, when settled), request_id, key_id (public
-id), tenant, model, upstream, prompt_tokens, completion_tokens, status ("ok", "cancelled", "error",
-...). Read by `deeplocal cost --live` and the admin usage endpoints through `Ledger.totals`.
+id), tenant, model, upstream, prompt_tokens, completion_tokens, status (free text from the caller: the
+API writes the HTTP status, "200", "499" for a client that hung up, ...). Read by `deeplocal cost --live`
+and the admin usage endpoints through `Ledger.records` / `Ledger.totals`. Rows are written by
+`counters.SqlCounters.settle`, in the same transaction that settles the request's counters.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, func, select
 
 from deeplocal.store.tables import usage_ledger
-
-STATUSES = ("ok", "cancelled", "error", "timeout", "length")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,8 @@ class UsageTotals:
 
 
 def append(conn: Connection, record: UsageRecord) -> None:
-    """Insert one row inside the caller's transaction (settle writes counters and ledger together)."""
+    """Insert one row inside the caller's transaction (for imports, tools and tests; the request path
+    writes through SqlCounters.settle)."""
     conn.execute(usage_ledger.insert().values(
         ts=record.ts, request_id=record.request_id, key_id=record.key_id, tenant=record.tenant,
         model=record.model, upstream=record.upstream, prompt_tokens=max(0, record.prompt_tokens),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from deeplocal.errors import DeeplocalError
 from deeplocal.gateway.principal import Limits
@@ -54,13 +54,13 @@ class Refusal:
 
 
 def month_of(now: float) -> str:
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m")
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
 
 
 def seconds_to_next_month(now: float) -> float:
-    moment = datetime.fromtimestamp(now, timezone.utc)
+    moment = datetime.fromtimestamp(now, UTC)
     year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    return datetime(year, month, 1, tzinfo=timezone.utc).timestamp() - now
+    return datetime(year, month, 1, tzinfo=UTC).timestamp() - now
 
 
 def refill(bucket: Bucket, *, per_minute: int, now: float) -> Bucket:

@@ -17,8 +17,13 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from deeplocal.errors import DeeplocalError
-from deeplocal.gateway.auth import (Authenticator, KeyCache, ModelNotAllowed, PermissionDenied,
-                                    parse_authorization)
+from deeplocal.gateway.auth import (
+    Authenticator,
+    KeyCache,
+    ModelNotAllowed,
+    PermissionDenied,
+    parse_authorization,
+)
 from deeplocal.gateway.config import GatewaySettings
 from deeplocal.gateway.counters import Counters, Grant, SqlCounters
 from deeplocal.gateway.keys import KeyStore

@@ -44,9 +44,12 @@ class GenerationCall:
         gateway, backend = self.services.gateway, self.served.backend
         if gateway is not None and self.principal is not None:
             self._prompt_tokens = backend.count_tokens(self.req)
+            max_tokens = self.req.sampling.max_tokens
+            if max_tokens is None:   # the generation may run to the end of the context: reserve that
+                max_tokens = max(0, (getattr(backend, "n_ctx", 0) or 0) - self._prompt_tokens)
             self._reservation = await gateway.reserve(
                 self.principal, model=self.served.id, prompt_tokens=self._prompt_tokens,
-                max_tokens=self.req.sampling.max_tokens or 0)
+                max_tokens=max_tokens)
         try:
             router = self.services.router
             if router is not None and self.served.routed:

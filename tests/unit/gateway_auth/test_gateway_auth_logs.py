@@ -1,0 +1,49 @@
+"""No secret (API key, bearer token, PEM private key) reaches the logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from deeplocal.gateway.auth import AuthenticationError, SecretLogFilter, redact_secrets
+from deeplocal.gateway.keys import parse_key
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+
+
+def test_redact_secrets_covers_keys_bearer_tokens_and_pem():
+    key = "dl-0123456789abcdef-" + "S" * 43
+    text = redact_secrets(f"got {key}; headers={{'authorization': 'Bearer tok-123'}} cert={PEM}")
+    assert "S" * 10 not in text and "dl-0123456789abcdef-***" in text
+    assert "tok-123" not in text and "MIIEvQ" not in text
+
+
+def test_filter_rewrites_formatted_records(caplog):
+    logger = logging.getLogger("deeplocal.test.redact")
+    handler_filter = SecretLogFilter()
+    logger.addFilter(handler_filter)
+    try:
+        with caplog.at_level(logging.INFO, logger="deeplocal.test.redact"):
+            logger.info("auth header %s", "Bearer dl-0123456789abcdef-" + "Z" * 43)
+    finally:
+        logger.removeFilter(handler_filter)
+    assert "Z" * 8 not in caplog.text and "***" in caplog.text
+
+
+async def test_a_full_flow_logs_no_secret(gateway, caplog):
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)  # even with SQL echo on
+        try:
+            created = gateway.keys.create(tenant="acme", name="bot")
+            principal = await gateway.authenticate(f"Bearer {created.key}")
+            reservation = await gateway.reserve(principal, model="m", prompt_tokens=1, max_tokens=1)
+            await gateway.settle(reservation, prompt_tokens=1, completion_tokens=1, upstream="u", status="ok")
+            with pytest.raises(AuthenticationError):
+                await gateway.authenticate(f"Bearer {created.key[:-2]}xx")
+            gateway.keys.revoke(created.record.key_id)
+        finally:
+            logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    secret = parse_key(created.key).secret
+    assert caplog.records, "the flow should have logged something to check"
+    assert secret not in caplog.text and created.key not in caplog.text
