@@ -50,14 +50,17 @@ def pii_hook() -> Callable[[str], Any] | None:
 
 
 def audit_hook(workdir: Path) -> Callable[[dict[str, Any]], Any] | None:
-    """The audit stage: append one record. Returns None until deeplocal.gateway.audit offers an
-    appender; plug it here as `return AuditLog(...).append` (one line) when it exists."""
-    try:
-        from deeplocal.gateway import audit
-    except ImportError:
-        return None
-    factory = getattr(audit, "bench_appender", None)  # (workdir) -> append(record)
-    return factory(workdir) if callable(factory) else None
+    """The audit stage: append one record (default settings: fsync at most once a second)."""
+    from deeplocal.gateway.audit.log import AuditLog
+    from deeplocal.gateway.audit.records import AuditRecord
+
+    log = AuditLog(workdir / "audit")
+    log.prepare()
+
+    def append(fields: dict[str, Any]) -> int:
+        return log.append(AuditRecord(**fields))
+
+    return append
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -81,8 +84,10 @@ async def one_run(gateway: Gateway, key: str, *, requests: int, warmup: int, sca
         reservation = await gateway.reserve(principal, model="deepseek-v3", prompt_tokens=512, max_tokens=256)
         t4 = clock()
         if append:
-            append({"request_id": reservation.reservation_id, "key_id": principal.key_id,
-                    "tenant": principal.tenant, "model": "deepseek-v3", "findings": len(findings)})
+            append({"request_id": reservation.reservation_id, "principal": principal.key_id,
+                    "tenant": principal.tenant, "model": "deepseek-v3", "upstream": "local",
+                    "prompt_tokens": 512, "completion_tokens": 200, "data_class": "restricted",
+                    "finding_types": tuple(sorted({f.entity_type for f in findings}))})
         t5 = clock()
         await gateway.settle(reservation, prompt_tokens=512, completion_tokens=200, upstream="local", status="ok")
         t6 = clock()
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs=args.runs, scan=scan, append_factory=audit_hook),
     ]
     hooks = {"pii": "on" if scan else "skipped (deeplocal.gateway.pii missing)",
-             "audit": "on" if audit_hook(Path(tempfile.gettempdir())) else "skipped (no audit appender yet)"}
+             "audit": "on (AuditLog, fsync interval 1 s)"}
     report = {"hooks": hooks, "python": sys.version.split()[0], "variants": variants}
     if args.json:
         print(json.dumps(report, indent=2))

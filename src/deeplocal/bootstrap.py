@@ -84,7 +84,10 @@ def build_services(settings: Settings) -> Services:
         served = [m for m in served if m.id not in aliases]
         served += [ServedModel(id=a, backend=RoutedModelView(router, a), routed=True) for a in aliases]
     registry = ModelRegistry(served)
-    services = Services(models=registry, router=router, gateway=build_gateway(settings))
+    from deeplocal.gateway.privacy import PrivacyGuard
+
+    services = Services(models=registry, router=router, gateway=build_gateway(settings),
+                        privacy=PrivacyGuard(settings.pii, settings.audit, data_dir=settings.data_dir))
     if settings.metrics.enabled:
         from deeplocal.metrics.registry import Metrics
 

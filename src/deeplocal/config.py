@@ -10,7 +10,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from deeplocal.gateway.audit.config import AuditSettings
 from deeplocal.gateway.config import GatewaySettings
+from deeplocal.gateway.pii.config import PiiSettings
 from deeplocal.metrics.config import MetricsSettings
 from deeplocal.routing.config import RoutingSettings
 
@@ -81,6 +83,8 @@ class Settings(BaseSettings):
     models: tuple[ModelConfig, ...] = (ModelConfig(source="smollm2-135m"),)
     gateway: GatewaySettings = GatewaySettings()
     database_url: str | None = None     # DEEPLOCAL_DATABASE_URL; default: SQLite under data_dir
+    pii: PiiSettings = PiiSettings()
+    audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
     data_dir: Path = Path("~/.deeplocal")

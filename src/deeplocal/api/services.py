@@ -109,5 +109,5 @@ class Services:
     gateway: Any = None     # deeplocal.gateway.service.Gateway when security is on
     metrics: Any = None     # deeplocal.metrics.registry.Metrics
     router: Any = None      # deeplocal.routing.router.Router for hybrid routing
-    audit: Any = None       # deeplocal.gateway.audit.AuditLog
+    privacy: Any = None     # deeplocal.gateway.privacy.PrivacyGuard: PII screening and the audit log
     state: dict[str, Any] = field(default_factory=dict)

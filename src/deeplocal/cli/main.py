@@ -12,6 +12,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("bench", "bench"),
     ("cost", "cost"),
     ("keys", "keys"),
+    ("audit", "audit"),
 )
 
 # (module under deeplocal.cli, function name, command name) for single commands.

@@ -49,6 +49,7 @@ class GenerationRequest:
     add_generation_prompt: bool = True
     lora: str | None = None
     principal_id: str | None = None
+    user: str | None = None           # the caller's end-user id (OpenAI `user`): the audit's data subject
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,7 @@ def chat_to_generation(body: ChatCompletionRequest, *, request_id: str, defaults
                          grammar=_chat_grammar(body, tools))
     return GenerationRequest(request_id=request_id, model=body.model, sampling=sampling,
                              messages=tuple(messages), tools=tuple(tools) if mode != "none" else (),
-                             principal_id=principal_id)
+                             principal_id=principal_id, user=body.user)
 
 
 def completion_to_generation(body: CompletionRequest, *, request_id: str, defaults: SamplingDefaults,
@@ -96,6 +96,6 @@ def completion_to_generation(body: CompletionRequest, *, request_id: str, defaul
         if not all(isinstance(t, int) and t >= 0 for t in prompt):
             raise InvalidRequest("prompt token ids must be non-negative integers", param="prompt")
         return GenerationRequest(request_id=request_id, model=body.model, sampling=sampling,
-                                 prompt_token_ids=tuple(prompt), principal_id=principal_id)
+                                 prompt_token_ids=tuple(prompt), principal_id=principal_id, user=body.user)
     return GenerationRequest(request_id=request_id, model=body.model, sampling=sampling, prompt=prompt,
-                             principal_id=principal_id)
+                             principal_id=principal_id, user=body.user)

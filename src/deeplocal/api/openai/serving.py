@@ -20,12 +20,18 @@ class GenerationCall:
     """Opened before the response starts, so admission errors become plain HTTP errors."""
 
     def __init__(self, services: Services, served: ServedModel, req: GenerationRequest, *,
-                 principal: Any = None, data_class: str | None = None, timeout_s: float | None = None):
+                 principal: Any = None, data_class: str | None = None, timeout_s: float | None = None,
+                 finding_types: tuple[str, ...] = (), pseudonymizer_factory: Any = None):
         self.services = services
         self.served = served
         self.req = req
         self.principal = principal
         self.data_class = data_class
+        self.finding_types = finding_types
+        self._pseudonymizer_factory = pseudonymizer_factory
+        privacy = services.privacy
+        self._keep_text = privacy is not None and privacy.stores_bodies
+        self._text: list[str] = []
         self.upstream = "local"
         self._stream: AsyncIterator[Chunk] | None = None
         self._first: Chunk | None = None
@@ -54,7 +60,7 @@ class GenerationCall:
             router = self.services.router
             if router is not None and self.served.routed:
                 routed = await router.open(self.req, data_class=self.data_class,
-                                           pseudonymizer_factory=self.services.state.get("pseudonymizer"))
+                                           pseudonymizer_factory=self._pseudonymizer_factory)
                 self.upstream, self._stream = routed.upstream, routed
                 self._start_timer()                   # from arrival: routing time counts in TTFT
                 self._first = await self._next()
@@ -100,6 +106,8 @@ class GenerationCall:
                     self._usage = chunk.usage
                 if chunk.finish_reason is not None:
                     self._finish_reason = chunk.finish_reason
+                if self._keep_text:
+                    self._text.append(chunk.text)
                 yield chunk
                 if chunk.finish_reason is not None:
                     status = "200"
@@ -143,6 +151,18 @@ class GenerationCall:
             await self.services.gateway.settle(self._reservation, prompt_tokens=usage.prompt_tokens,
                                                completion_tokens=usage.completion_tokens,
                                                upstream=self.upstream, status=status)
-        audit_hook = self.services.state.get("audit_hook")
-        if audit_hook is not None:
-            await audit_hook(self, usage=usage, status=status)
+        privacy = self.services.privacy
+        if privacy is not None:
+            await privacy.record(
+                request_id=self.req.request_id, principal=self.principal, model=self.served.id,
+                upstream=self.upstream, usage=usage, status=status, data_class=self.data_class,
+                finding_types=self.finding_types, started=self._started,
+                subject=self.req.user or principal_id,
+                prompt=_prompt_text(self.req) if self._keep_text else None,
+                completion="".join(self._text) if self._keep_text else None)
+
+
+def _prompt_text(req: GenerationRequest) -> str:
+    if req.messages is not None:
+        return "\n".join(f"{m.role}: {m.content}" for m in req.messages)
+    return req.prompt or ""

@@ -10,27 +10,15 @@ from deeplocal.gateway.pii.recognizers_cn import chinese_recognizers
 from deeplocal.gateway.pii.recognizers_intl import international_recognizers
 from deeplocal.gateway.pii.types import ALL_ENTITIES, EntityRecognizer, Finding, resolve_overlaps
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_UPPER = re.compile(r"[A-Z]")
-_DIGIT = re.compile(r"\d")
+# Full-width digits, letters and + - ( ) @ . in Chinese text become ASCII before the scan. One
+# character for one, so the spans of findings still index the original text.
+_FULLWIDTH = re.compile("[\uff01-\uff5e]")
+_TO_ASCII = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
 
 
 def default_recognizers(*, names: bool = True, addresses: bool = True) -> tuple[EntityRecognizer, ...]:
     return chinese_recognizers(names=names, addresses=addresses) + international_recognizers(
         names=names, addresses=addresses)
-
-
-def _preconditions(text: str) -> frozenset[str]:
-    have = {""}
-    if _DIGIT.search(text):
-        have.add("digit")
-    if "@" in text:
-        have.add("@")
-    if _CJK.search(text):
-        have.add("cjk")
-    if _UPPER.search(text):
-        have.add("upper")
-    return frozenset(have)
 
 
 class PiiScanner:
@@ -62,11 +50,17 @@ class PiiScanner:
         """Findings in `text`, sorted by start, overlaps resolved (best score, then longest)."""
         if not text:
             return []
-        have = _preconditions(text)
+        if _FULLWIDTH.search(text):
+            text = text.translate(_TO_ASCII)
+        windows: dict[tuple[str | None, tuple[int, int]], list[tuple[int, int]]] = {}
         found: list[Finding] = []
         for recognizer in self.recognizers:
-            if recognizer.needs in have:
-                found.extend(f for f in recognizer.analyze(text) if f.score >= self.min_score)
+            key = recognizer.anchor_key
+            spans = windows.get(key)
+            if spans is None:
+                spans = windows[key] = recognizer.windows(text)
+            if spans:
+                found.extend(f for f in recognizer.find(text, spans) if f.score >= self.min_score)
         return resolve_overlaps(found) if len(found) > 1 else found
 
     def scan_many(self, texts: Sequence[str]) -> list[list[Finding]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from deeplocal.gateway.pii.types import EMAIL_ADDRESS, PERSON, ADDRESS
+from deeplocal.gateway.pii.types import ADDRESS, CN_MOBILE, EMAIL_ADDRESS, PERSON
 
 PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z_]*)_(\d+)>")
 _FREE_TEXT = frozenset({PERSON, ADDRESS})
@@ -16,13 +16,14 @@ def _normalize(entity_type: str, value: str) -> str:
         return value.lower()
     if entity_type in _FREE_TEXT:
         return " ".join(value.split())
-    return "".join(ch for ch in value if ch.isalnum()).upper()
+    compact = "".join(ch for ch in value if ch.isalnum()).upper()
+    return compact[-11:] if entity_type == CN_MOBILE else compact   # +86 139... is 139...
 
 
 class PlaceholderTable:
     """Value <-> placeholder for one request. Holds originals: never log it (its repr doesn't show them)."""
 
-    __slots__ = ("_by_key", "_originals", "_counts", "_max_len")
+    __slots__ = ("_by_key", "_counts", "_max_len", "_originals")
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str], str] = {}
@@ -74,7 +75,7 @@ class StreamRestorer:
     placeholder ("<CN_", "<CN_ID_1") is held back until the next delta or `flush()`.
     """
 
-    __slots__ = ("_table", "_held")
+    __slots__ = ("_held", "_table")
 
     def __init__(self, table: PlaceholderTable) -> None:
         self._table = table

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from deeplocal.errors import DeeplocalError
 from deeplocal.gateway.pii.placeholders import PlaceholderTable
 from deeplocal.gateway.pii.types import (
-    ALL_ENTITIES, CN_BANK_CARD, CN_ID, CREDIT_CARD, IBAN_CODE, PASSPORT, US_SSN, Finding,
+    ALL_ENTITIES,
+    CN_BANK_CARD,
+    CN_ID,
+    CREDIT_CARD,
+    IBAN_CODE,
+    PASSPORT,
+    US_SSN,
+    Finding,
 )
 
 

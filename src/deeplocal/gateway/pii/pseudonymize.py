@@ -18,7 +18,7 @@ from deeplocal.gateway.pii.types import Finding
 class Pseudonymizer:
     """`policy` None: every finding is pseudonymized; else the types whose action is not allow."""
 
-    __slots__ = ("_scanner", "_policy", "_table")
+    __slots__ = ("_policy", "_scanner", "_table")
 
     def __init__(self, scanner: PiiScanner, policy: PiiPolicy | None = None) -> None:
         self._scanner = scanner

@@ -1,0 +1,105 @@
+"""The data path of the gateway for one request: scan for PII, apply the caller's policy, classify
+the data, and write the audit record when the request ends."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deeplocal.engine.types import GenerationRequest, Message
+from deeplocal.gateway.audit.config import AuditSettings
+from deeplocal.gateway.audit.log import AuditLog
+from deeplocal.gateway.audit.records import AuditRecord
+from deeplocal.gateway.pii.analyzer import PiiScanner
+from deeplocal.gateway.pii.config import PiiSettings
+from deeplocal.gateway.pii.data_class import classify
+from deeplocal.gateway.pii.policy import PiiPolicy, apply_policy
+from deeplocal.gateway.pii.pseudonymize import Pseudonymizer
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """A request after screening: the text the model may see, its data class, what was found."""
+
+    request: GenerationRequest
+    data_class: str
+    finding_types: tuple[str, ...]
+    pseudonymizer_factory: Callable[[], Pseudonymizer] | None
+
+
+class PrivacyGuard:
+    def __init__(self, pii: PiiSettings, audit: AuditSettings, *, data_dir: Path):
+        self.pii_settings = pii
+        self.scanner = PiiScanner.from_settings(pii) if pii.enabled else None
+        self.base_policy = PiiPolicy.from_mapping(pii.policy, default=pii.default_action)
+        self.audit = AuditLog.from_settings(audit, data_dir=data_dir) if audit.enabled else None
+        self._sync_append = audit.fsync == "always"   # a durable append blocks: run it off the loop
+        if self.audit is not None:
+            self.audit.prepare()   # a wrong audit key fails the start, not a request
+        self._policies: dict[str, PiiPolicy] = {}
+
+    def _policy(self, principal: Any) -> PiiPolicy:
+        spec = getattr(principal, "pii_policy", None)
+        if not spec:
+            return self.base_policy
+        if spec not in self._policies:
+            self._policies[spec] = PiiPolicy.parse(spec, base=self.base_policy)
+        return self._policies[spec]
+
+    def screen(self, req: GenerationRequest, *, principal: Any, header: str | None) -> Screened:
+        """Blocked entity types -> 400; redacted ones become typed placeholders for every upstream."""
+        default = getattr(principal, "data_class", None)
+        if self.scanner is None:
+            return Screened(req, classify([], header=header, principal_default=default), (), None)
+        texts = [m.content for m in req.messages] if req.messages is not None else [req.prompt or ""]
+        findings = self.scanner.scan_many(texts)
+        policy = self._policy(principal)
+        outcome = apply_policy(texts, findings, policy)
+        outcome.raise_if_blocked()
+        if outcome.redacted:
+            req = _with_texts(req, outcome.texts)
+        flat = [f for fs in findings for f in fs] if self.pii_settings.restricted_on_findings else []
+        data_class = classify(flat, header=header, principal_default=default)
+        factory = None
+        if self.pii_settings.pseudonymize_remote:
+            scanner = self.scanner
+
+            def factory() -> Pseudonymizer:   # leaving the machine: every finding, whatever the policy
+                return Pseudonymizer(scanner)
+        return Screened(req, data_class, outcome.finding_types, factory)
+
+    async def record(self, *, request_id: str, principal: Any, model: str, upstream: str, usage: Any,
+                     status: str, data_class: str | None, finding_types: tuple[str, ...], started: float,
+                     subject: str | None, prompt: str | None, completion: str | None) -> None:
+        if self.audit is None:
+            return
+        rec = AuditRecord(
+            request_id=request_id, principal=getattr(principal, "key_id", "") or "",
+            tenant=getattr(principal, "tenant", "") or "", model=model, upstream=upstream,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            data_class=data_class or "", finding_types=finding_types,
+            status=int(status) if str(status).isdigit() else 500,
+            latency_ms=round((time.monotonic() - started) * 1000, 3), subject=subject,
+            prompt=prompt if self.audit.store_bodies else None,
+            completion=completion if self.audit.store_bodies else None)
+        if self._sync_append:
+            await asyncio.to_thread(self.audit.append, rec)
+        else:
+            self.audit.append(rec)
+
+    @property
+    def stores_bodies(self) -> bool:
+        return self.audit is not None and self.audit.store_bodies
+
+
+def _with_texts(req: GenerationRequest, texts: tuple[str, ...]) -> GenerationRequest:
+    if req.messages is not None:
+        msgs = tuple(dataclasses.replace(m, content=t) if isinstance(m, Message) else m
+                     for m, t in zip(req.messages, texts, strict=True))
+        return dataclasses.replace(req, messages=msgs)
+    return dataclasses.replace(req, prompt=texts[0])
