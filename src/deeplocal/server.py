@@ -11,6 +11,7 @@ import uvicorn
 from deeplocal.api.app import create_asgi
 from deeplocal.bootstrap import build_services
 from deeplocal.config import Settings
+from deeplocal.errors import DeeplocalError
 
 log = logging.getLogger("deeplocal.server")
 
@@ -69,7 +70,11 @@ def run_server(settings: Settings) -> int:
     except ExposureError as exc:
         print(f"deeplocal: refusing to start: {exc.message}", file=sys.stderr, flush=True)
         return 2
-    services = build_services(settings)
+    try:
+        services = build_services(settings)
+    except DeeplocalError as exc:
+        print(f"deeplocal: cannot start: {exc.message}", file=sys.stderr, flush=True)
+        return 2
     app = create_asgi(settings, services)
     server_cfg = settings.server
     sock = _bind(server_cfg.host, server_cfg.port)

@@ -13,6 +13,8 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("cost", "cost"),
     ("keys", "keys"),
     ("audit", "audit"),
+    ("models", "models"),
+    ("deploy", "deploy"),
 )
 
 # (module under deeplocal.cli, function name, command name) for single commands.

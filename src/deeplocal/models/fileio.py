@@ -17,8 +17,22 @@ DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 def disk_full(exc: OSError, where: Path) -> StoreFull:
     reason = {errno.EFBIG: "file size limit reached"}.get(exc.errno or 0, "no space left on device")
+    # (a short write without errno is reported as no space: is_disk_full checked the free space)
     return StoreFull(f"{where}: {reason} while writing; the partial model was removed. "
                      "Free some space or point models_dir at a bigger disk.")
+
+
+def is_disk_full(exc: OSError, where: Path) -> bool:
+    """ENOSPC/EDQUOT/EFBIG, or a short write without errno (numpy's tofile) on a nearly full disk."""
+    if exc.errno in DISK_FULL:
+        return True
+    if exc.errno is None and "written" in str(exc):
+        return True
+    try:
+        stats = os.statvfs(Path(where).parent)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1024 * 1024
 
 
 def sha256_file(path: Path, progress: Progress | None = None) -> str:

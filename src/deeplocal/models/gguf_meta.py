@@ -45,7 +45,7 @@ def is_gguf(path: Path) -> bool:
         return False
 
 
-def _scalar(reader, key: str):  # noqa: ANN001, ANN202 (gguf's reader types are loose)
+def _scalar(reader, key: str):
     field = reader.fields.get(key)
     if field is None:
         return None

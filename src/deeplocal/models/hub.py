@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 import httpx
@@ -53,7 +54,7 @@ def offline_from_env() -> bool:
 
 
 def git_blob_sha1(path: Path) -> str:
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())  # noqa: S324 (git's own id)
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
@@ -94,7 +95,7 @@ class HubClient:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> HubClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -96,7 +96,7 @@ def import_hf_folder(store: ModelStore, folder: Path, *, model_id: str | None = 
         return store.commit(staged, manifest, replace=replace)
 
 
-def import_path(store: ModelStore, path: Path, **kwargs) -> Manifest:  # noqa: ANN003
+def import_path(store: ModelStore, path: Path, **kwargs) -> Manifest:
     """Import a GGUF file or a Hugging Face model folder."""
     path = Path(path).expanduser()
     if path.is_dir():

@@ -5,11 +5,18 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-from deeplocal.models.errors import HubError, ModelNotFound
-from deeplocal.models.hub import (FileProgress, HubClient, RemoteFile, RepoSpec, endpoint_from_env,
-                                  offline_from_env)
+from deeplocal.models.errors import HubError, ModelExists, ModelNotFound
+from deeplocal.models.hub import (
+    FileProgress,
+    HubClient,
+    RemoteFile,
+    RepoSpec,
+    endpoint_from_env,
+    offline_from_env,
+)
 from deeplocal.models.importer import gguf_manifest, hf_manifest, import_gguf, import_hf_folder
 from deeplocal.models.manifest import FileEntry, Manifest, check_id, slugify
 from deeplocal.models.store import ModelStore
@@ -83,7 +90,8 @@ def pull_offline(store: ModelStore, spec: RepoSpec, *, include: tuple[str, ...] 
 
 def pull(store: ModelStore, spec: RepoSpec, *, include: tuple[str, ...] = (), model_id: str | None = None,
          replace: bool = False, endpoint: str | None = None, offline: bool | None = None,
-         progress: FileProgress | None = None, on_plan=None) -> Manifest:  # noqa: ANN001
+         progress: FileProgress | None = None,
+         on_plan: Callable[[list[RemoteFile]], None] | None = None) -> Manifest:
     """Fetch a repo revision into the store: resumable, sha256-verified, committed atomically."""
     if offline if offline is not None else offline_from_env():
         return pull_offline(store, spec, include=include, model_id=model_id, replace=replace)
@@ -95,7 +103,9 @@ def pull(store: ModelStore, spec: RepoSpec, *, include: tuple[str, ...] = (), mo
         if store.has(model_id) and not replace:
             existing = store.get(model_id)
             if existing.revision == commit:
-                return existing
+                return existing  # already there at this commit: nothing to do
+            raise ModelExists(f"{model_id!r} is in the store at revision {existing.revision}; pass "
+                              f"--replace to update it to {commit}, or --id for a second copy")
         wanted: list[RemoteFile] = [by_name[n] for n in names]
         if on_plan:
             on_plan(wanted)

@@ -53,10 +53,10 @@ def resolve_model(source: str, *, store_dir: Path) -> ResolvedModel:
     """A store id, a catalog name (the bundled model is registered on first use), or a path."""
     store = ModelStore(store_dir)
     manifest: Manifest | None = None
-    if store.has(source):
+    if source.lower() == catalog.BUNDLED.name or (catalog.is_bundled_name(source) and not store.has(source)):
+        manifest = ensure_bundled(store)  # re-registers if the wheel moved
+    elif store.has(source):
         manifest = store.get(source)
-    elif catalog.is_bundled_name(source):
-        manifest = ensure_bundled(store)
     else:
         path = Path(source).expanduser()
         if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deeplocal.models.errors import ModelExists, ModelNotFound
-from deeplocal.models.fileio import DISK_FULL, disk_full, write_text_atomic
+from deeplocal.models.fileio import DISK_FULL, Progress, disk_full, sha256_file, write_text_atomic
 from deeplocal.models.manifest import MANIFEST_NAME, Manifest, check_id, dump_manifest, read_manifest
 
 STAGING = ".staging"
@@ -112,6 +112,21 @@ class ModelStore:
             os.rename(self.model_dir(model_id), trash)
         shutil.rmtree(trash, ignore_errors=True)
         return manifest
+
+    def verify(self, model_id: str, progress: Progress | None = None) -> list[str]:
+        """Re-hash the model's files against its manifest; return the problems (empty when intact)."""
+        manifest = self.get(model_id)
+        base = Path(manifest.external_path) if manifest.external_path else self.model_dir(model_id)
+        problems = []
+        for entry in manifest.files:
+            path = base if base.is_file() else base / entry.name
+            if not path.is_file():
+                problems.append(f"{entry.name}: missing")
+            elif path.stat().st_size != entry.size:
+                problems.append(f"{entry.name}: size {path.stat().st_size} != {entry.size}")
+            elif entry.sha256 and sha256_file(path, progress) != entry.sha256:
+                problems.append(f"{entry.name}: sha256 differs from the manifest")
+        return problems
 
     def downloads_dir(self) -> Path:
         """Where pulls keep their resumable partial files."""

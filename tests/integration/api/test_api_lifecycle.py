@@ -91,3 +91,22 @@ def test_request_timeout_stops_generation(tmp_path):
         assert load["running"] == 0
     finally:
         srv.stop()
+
+
+def test_serve_a_store_id_and_refuse_an_unknown_model(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DEEPLOCAL_DATA_DIR": str(tmp_path / "data")}
+    subprocess.run([sys.executable, "-m", "deeplocal", "models", "import", str(bundled_model_path()),
+                    "--id", "my-smol", "--link"], env=env, check=True, capture_output=True, cwd=tmp_path)
+    srv = start_server(tmp_path, "-m", "my-smol")
+    try:
+        ids = [m["id"] for m in httpx.get(srv.base_url + "/v1/models").json()["data"]]
+        assert ids == ["my-smol"]
+    finally:
+        srv.stop()
+    bad = subprocess.run([sys.executable, "-m", "deeplocal", "serve", "-m", "no-such-model", "--port", "0"],
+                         env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert bad.returncode == 2 and "no-such-model" in bad.stderr and "Traceback" not in bad.stderr
