@@ -48,6 +48,12 @@ def build_services(settings: Settings) -> Services:
     served = []
     seen: set[str] = set()
     for entry in settings.models:
+        if entry.backend == "vllm":   # a Hugging Face folder or id, served by the vLLM child process
+            model_id = entry.id or entry.source.rstrip("/").split("/")[-1].lower()
+            backend = load_backend_class("vllm").from_config(model_id, entry.source, settings)
+            served.append(ServedModel(id=model_id, backend=backend, reasoning=entry.reasoning))
+            seen.add(model_id)
+            continue
         src = resolve_source(entry, settings)
         if src.id in seen:
             raise ValueError(f"two models share the id {src.id!r}; give one an explicit id (ID=PATH)")

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from deeplocal.engine.vllm.config import VllmSettings
 from deeplocal.gateway.audit.config import AuditSettings
 from deeplocal.gateway.config import GatewaySettings
 from deeplocal.gateway.pii.config import PiiSettings
@@ -85,6 +86,7 @@ class Settings(BaseSettings):
     database_url: str | None = None     # DEEPLOCAL_DATABASE_URL; default: SQLite under data_dir
     pii: PiiSettings = PiiSettings()
     audit: AuditSettings = AuditSettings()
+    vllm: VllmSettings = VllmSettings()
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
     data_dir: Path = Path("~/.deeplocal")

@@ -20,6 +20,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
 # (module under deeplocal.cli, function name, command name) for single commands.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("serve", "serve", "serve"),
+    ("doctor", "doctor", "doctor"),
 )
 
 

@@ -123,9 +123,9 @@ async def test_cancel_half_others_finish_kv_returns_to_zero(backend_factory):
     results = await asyncio.gather(*(cancel_after(q, 3) for q in QUESTIONS[:4]),
                                    *(_run_last(b, _req(q, 24, ignore_eos=True)) for q in QUESTIONS[4:]))
     assert all(r.finish_reason.value == "length" and r.usage.completion_tokens == 24 for r in results[4:])
-    for _ in range(100):
+    for _ in range(250):
         s = b.stats()
-        if s.running == 0 and s.kv_used == 0:
+        if s.running == 0 and s.kv_used == 0 and s.waiting == 0:
             break
         await asyncio.sleep(0.02)
     assert s.running == 0 and s.kv_used == 0 and s.waiting == 0

@@ -132,11 +132,8 @@ class LlamaCppBackend:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
 
-        def emit(item: Chunk | BaseException) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:   # the event loop is gone: nobody is listening
-                pass
+        def emit(item: Chunk | BaseException) -> None:   # runs on the engine thread
+            engine.outbox.put(loop, queue, item)
 
         seq = Sequence(request_id=req.request_id, prompt=prompt, params=req.sampling,
                        max_new=max_tokens if max_tokens is not None else room, emit=emit)

@@ -14,6 +14,7 @@ import llama_cpp as lc
 from deeplocal.engine.errors import BackendUnavailable, Overloaded
 from deeplocal.engine.llamacpp.kv import KvManager
 from deeplocal.engine.llamacpp.model import LlamaModel, new_context
+from deeplocal.engine.llamacpp.outbox import Outbox
 from deeplocal.engine.llamacpp.runner import BatchRunner
 from deeplocal.engine.llamacpp.sampler import SamplerChain, token_logprobs
 from deeplocal.engine.llamacpp.scheduler import Scheduler
@@ -39,6 +40,7 @@ class LlamaEngine:
         self.scheduler = Scheduler(self.kv, max_num_seqs=max_num_seqs,
                                    max_num_batched_tokens=max_num_batched_tokens)
         self._runner = BatchRunner(self._ctx, capacity=max_num_batched_tokens)
+        self.outbox = Outbox()
         self._inbox: deque[Sequence] = deque()
         self._jobs: deque[tuple[Callable[[], object], Future]] = deque()
         self._wake = threading.Condition()
@@ -116,6 +118,7 @@ class LlamaEngine:
                 for fn, fut in jobs:
                     self._run_job(fn, fut)
                 self.step()
+                self.outbox.flush()
         except BaseException as exc:  # the engine must never die silently
             log.exception("llama.cpp engine thread crashed")
             self._dead = exc
@@ -199,6 +202,7 @@ class LlamaEngine:
         for seq in pending:
             seq.emit(exc)
             self._close_sampler(seq)
+        self.outbox.flush()
         for _, fut in jobs:
             if fut.set_running_or_notify_cancel():
                 fut.set_exception(exc)

@@ -13,6 +13,7 @@ from deeplocal.engine.errors import BackendUnavailable, InvalidRequest
 
 _INIT_LOCK = threading.Lock()
 FLASH_ATTN = lc.LLAMA_FLASH_ATTN_TYPE_AUTO
+KV_UNIFIED = True
 
 
 @lc.llama_log_callback
@@ -134,7 +135,7 @@ def new_context(model: LlamaModel, *, n_ctx: int, n_batch: int, n_seq_max: int, 
     params.n_seq_max = n_seq_max
     params.n_threads = n_threads
     params.n_threads_batch = n_threads
-    params.kv_unified = True
+    params.kv_unified = KV_UNIFIED
     params.flash_attn_type = FLASH_ATTN
     params.no_perf = True
     if embeddings:

@@ -73,12 +73,8 @@ class VllmBackend:
         return self._generate(req)
 
     async def _generate(self, req: GenerationRequest) -> AsyncIterator[Chunk]:
-        remote = self._pick(req)
-        async for chunk in remote.generate(req):
+        async for chunk in self._ready_replica().generate(req):
             yield chunk
-
-    def _pick(self, req: GenerationRequest) -> RemoteBackend:
-        return self._ready_replica().remote_for(req)
 
     def _ready_replica(self) -> Replica:
         index = pick_replica([r.load() for r in self._replicas], turn=next(self._turn))

@@ -59,7 +59,7 @@ class VllmSettings(_Frozen):
     max_num_seqs: int | None = Field(None, ge=1)
     max_num_batched_tokens: int | None = Field(None, ge=16)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
-    swap_space_gb: float | None = Field(None, ge=0.0)
+    swap_space_gb: float | None = Field(None, ge=0.0)   # older vLLM only: 0.32 has no --swap-space
     cpu_offload_gb: float | None = Field(None, ge=0.0)
     enable_prefix_caching: bool | None = None
     enable_lora: bool = False

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 import httpx
 
 from deeplocal.engine.errors import BackendUnavailable, ModelNotFound
 from deeplocal.engine.remote import RemoteBackend, RemoteTimeouts
-from deeplocal.engine.types import BackendStats, GenerationRequest
+from deeplocal.engine.types import BackendStats, Chunk, GenerationRequest
 from deeplocal.engine.vllm.args import ServeTarget, build_serve_argv
 from deeplocal.engine.vllm.config import VllmSettings
 from deeplocal.engine.vllm.stats import MetricsTracker
@@ -88,6 +88,8 @@ class Replica:
         self.remotes = {name: RemoteBackend(f"vllm:{name}#{index}", f"{self.root_url}/v1", model=name,
                                             api_key=api_key, timeouts=timeouts) for name in names}
         self.tracker = MetricsTracker()
+        self.in_flight = 0          # our requests not yet finished
+        self.completed = 0
         self._interval = s.metrics_interval_s
         self._poller: asyncio.Task[None] | None = None
 
@@ -118,9 +120,16 @@ class Replica:
             raise self.supervisor.unavailable()
         return self.remotes[name]
 
-    @property
-    def in_flight(self) -> int:
-        return sum(r.in_flight for r in self.remotes.values())
+    async def generate(self, req: GenerationRequest) -> AsyncIterator[Chunk]:
+        """Stream from this replica, counting what is in flight (for routing) and what completed."""
+        remote = self.remote_for(req)
+        self.in_flight += 1
+        try:
+            async for chunk in remote.generate(req):
+                yield chunk
+            self.completed += 1
+        finally:
+            self.in_flight -= 1
 
     def load(self) -> ReplicaLoad:
         stats = self.tracker.latest

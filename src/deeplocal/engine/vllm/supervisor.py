@@ -8,7 +8,6 @@ import enum
 import logging
 import os
 import re
-import signal
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ import httpx
 
 from deeplocal.engine.errors import BackendUnavailable
 from deeplocal.engine.vllm.config import VllmSettings
+from deeplocal.engine.vllm.process import child_environment, terminate_group
 
 LOG = logging.getLogger("deeplocal.engine.vllm")
 CHILD_LOG = logging.getLogger("deeplocal.engine.vllm.child")
@@ -82,6 +82,7 @@ class VllmSupervisor:
         self.last_error: str | None = None
         self._tail: deque[str] = deque(maxlen=policy.log_tail_lines)
         self._proc: asyncio.subprocess.Process | None = None
+        self._exit: asyncio.Future[int] | None = None     # one waiter per child, shared by all checks
         self._pumps: list[asyncio.Task[None]] = []
         self._monitor: asyncio.Task[None] | None = None
         self._crash_times: deque[float] = deque()
@@ -144,6 +145,7 @@ class VllmSupervisor:
         self._proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True, limit=STREAM_LIMIT)
+        self._exit = asyncio.ensure_future(self._proc.wait())
         LOG.info("vllm child started", extra={"child": self.name, "pid": self._proc.pid})
         pid = self._proc.pid
         self._pumps = [asyncio.create_task(self._pump(self._proc.stdout, "stdout", pid)),
@@ -160,8 +162,7 @@ class VllmSupervisor:
                 return
             if time.monotonic() >= deadline:
                 raise ChildFailed(f"no healthy /health within {self.policy.startup_timeout_s:g} s")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._proc.wait(), timeout=min(delay, max(0.0, deadline - time.monotonic())))
+            await self._exited_within(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(1.0, delay * 2)
 
     async def _healthy(self) -> bool:
@@ -206,12 +207,9 @@ class VllmSupervisor:
                 return
 
     async def _exited_within(self, seconds: float) -> bool:
-        assert self._proc is not None
-        try:
-            await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=seconds)
-        except TimeoutError:
-            return False
-        return True
+        assert self._exit is not None
+        done, _ = await asyncio.wait({self._exit}, timeout=seconds)
+        return bool(done)
 
     async def _restart(self) -> bool:
         """Restart with backoff until healthy or out of budget. False: gave up (state FAILED)."""
@@ -242,6 +240,7 @@ class VllmSupervisor:
         proc, self._proc = self._proc, None
         if proc is not None:
             await terminate_group(proc, self.policy.stop_timeout_s)
+        self._exit = None
         pumps, self._pumps = self._pumps, []
         for task in pumps:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
@@ -256,25 +255,3 @@ class VllmSupervisor:
     def _explain(self, message: str) -> str:
         tail = "\n".join(self._tail)
         return f"{message}\n--- last {len(self._tail)} log lines ---\n{tail}" if tail else message
-
-
-def child_environment(parent: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    """The child's environment: ours without deeplocal's own variables (keys, database URLs), with
-    unbuffered Python output so that log lines arrive as they are written, then `extra` on top."""
-    env = {k: v for k, v in parent.items() if not k.startswith("DEEPLOCAL_")}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-async def terminate_group(proc: asyncio.subprocess.Process, timeout_s: float) -> int | None:
-    """SIGTERM the leader, wait `timeout_s`, SIGKILL the group; then sweep leftovers of the group."""
-    pgid = proc.pid                      # start_new_session=True: the child leads its own group
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=timeout_s)
-        except TimeoutError:
-            LOG.warning("vllm child ignored SIGTERM; killing", extra={"pid": proc.pid})
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    return await proc.wait()
