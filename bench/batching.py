@@ -91,9 +91,10 @@ def start(name: str, args: argparse.Namespace, model: Path, log: Path) -> tuple[
     t, ctx = str(args.threads), str(args.n_ctx)
     if name == "deeplocal":
         cmd = [sys.executable, "-m", "deeplocal", "serve", "--port", str(port), "--threads", t,
-               "--n-ctx", ctx, "--max-num-seqs", "16"]
+               "--n-ctx", str(args.deeplocal_n_ctx or args.n_ctx), "--max-num-seqs", str(args.max_num_seqs)]
         env = {**os.environ, "DEEPLOCAL_DATA_DIR": tempfile.mkdtemp(prefix="dl-bench-"),
-               "DEEPLOCAL_ENGINE__MAX_QUEUE": "256", "DEEPLOCAL_METRICS__GPU": "false"}
+               "DEEPLOCAL_ENGINE__MAX_QUEUE": "256", "DEEPLOCAL_METRICS__GPU": "false",
+               "DEEPLOCAL_ENGINE__KV_UNIFIED": args.kv_unified}
         ready, model_id = f"http://127.0.0.1:{port}/ready", MODEL_NAME
     elif name == "llama_cpp.server":
         cmd = [args.peer_python, "-m", "llama_cpp.server", "--model", str(model), "--port", str(port),
@@ -193,6 +194,10 @@ def main() -> int:
     p.add_argument("--max-level-s", type=float, default=300)
     p.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER", ""))
     p.add_argument("--llama-server-parallel", type=int, default=8)
+    p.add_argument("--max-num-seqs", type=int, default=16, help="deeplocal's batch size")
+    p.add_argument("--kv-unified", choices=["true", "false"], default="true",
+                   help="deeplocal's KV layout: one shared pool, or n_ctx / max_num_seqs per sequence")
+    p.add_argument("--deeplocal-n-ctx", type=int, default=0, help="deeplocal's n_ctx (default: --n-ctx)")
     p.add_argument("--peer-python", default=sys.executable, help="python with llama-cpp-python[server]")
     p.add_argument("--servers", default="deeplocal,llama-server,llama_cpp.server")
     p.add_argument("--json", type=Path)

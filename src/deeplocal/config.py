@@ -54,6 +54,10 @@ class EngineSettings(_Section):
     max_num_batched_tokens: int = Field(512, ge=16)
     max_queue: int = Field(64, ge=0)
     prefix_cache: bool = True
+    # true: one KV pool shared by all sequences (no per-sequence cap, prefixes shared across them);
+    # false: each of max_num_seqs sequences owns n_ctx / max_num_seqs cells (faster attention with
+    # many long sequences, like llama-server --parallel).
+    kv_unified: bool = True
     embeddings: bool = True
 
 

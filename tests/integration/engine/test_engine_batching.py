@@ -165,3 +165,23 @@ async def test_queue_limit_overloaded_then_serves(backend_factory):
     assert rejected and served
     assert all(r.retry_after and r.status_code == 429 for r in rejected)
     assert await _run(b, _req("Hi", 4))
+
+
+async def test_per_sequence_kv_layout(backend_factory):
+    """kv_unified=false: each sequence owns n_ctx / max_num_seqs cells; prefixes reused in place."""
+    from deeplocal.engine.errors import ContextTooLong
+
+    b = await backend_factory(max_num_seqs=4, n_ctx=2048, kv_unified=False)
+    assert b.n_ctx == 512
+    outs = await asyncio.gather(*(_run_last(b, _req(q, 24, ignore_eos=True)) for q in QUESTIONS))
+    assert all(o.usage.completion_tokens == 24 for o in outs)
+    system = "You are a careful assistant. " * 30
+    reqs = [GenerationRequest(request_id=x, model="m", sampling=SamplingParams(temperature=0, max_tokens=4),
+                              messages=(Message("system", system), Message("user", x))) for x in ("Hi", "Hello")]
+    await _run(b, reqs[0])
+    last = await _run_last(b, reqs[1])
+    assert last.usage.cached_tokens > 150
+    with pytest.raises(ContextTooLong):
+        await _run(b, _req("word " * 600, 8))
+    s = b.stats()
+    assert s.running == 0 and s.kv_used == 0

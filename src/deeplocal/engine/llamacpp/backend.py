@@ -52,7 +52,8 @@ class LlamaCppBackend:
         self.engine = LlamaEngine(self.model, n_ctx=s.n_ctx, n_threads=s.n_threads,
                                   max_num_seqs=s.max_num_seqs,
                                   max_num_batched_tokens=max(s.max_num_batched_tokens, 16),
-                                  max_queue=s.max_queue, prefix_cache=s.prefix_cache)
+                                  max_queue=s.max_queue, prefix_cache=s.prefix_cache,
+                                  kv_unified=s.kv_unified)
         self.engine.start()
 
     async def stop(self) -> None:

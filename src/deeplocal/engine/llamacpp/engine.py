@@ -28,15 +28,19 @@ RATE_WINDOW_S = 10.0
 
 class LlamaEngine:
     def __init__(self, model: LlamaModel, *, n_ctx: int, n_threads: int, max_num_seqs: int,
-                 max_num_batched_tokens: int, max_queue: int, prefix_cache: bool = True):
+                 max_num_batched_tokens: int, max_queue: int, prefix_cache: bool = True,
+                 kv_unified: bool = True):
         self.model = model
-        self.n_ctx = n_ctx
         self.max_queue = max_queue
-        n_slots = min(256, max_num_seqs + max(4, max_num_seqs // 2))
+        # Unified: all sequences share the cells (flexible, prefixes shared across sequences).
+        # Per-sequence: each slot owns n_ctx / max_num_seqs cells, like llama-server's --parallel.
+        n_slots = min(256, max_num_seqs + max(4, max_num_seqs // 2)) if kv_unified else max_num_seqs
         self._ctx = new_context(model, n_ctx=n_ctx, n_batch=max_num_batched_tokens,
-                                n_seq_max=n_slots, n_threads=n_threads)
-        self.n_ctx = lc.llama_n_ctx(self._ctx)
-        self.kv = KvManager(self._ctx, n_cells=self.n_ctx, n_slots=n_slots, prefix_cache=prefix_cache)
+                                n_seq_max=n_slots, n_threads=n_threads, unified=kv_unified)
+        n_cells = lc.llama_n_ctx(self._ctx)
+        self.kv = KvManager(self._ctx, n_cells=n_cells, n_slots=n_slots, prefix_cache=prefix_cache,
+                            per_slot=None if kv_unified else n_cells // n_slots)
+        self.n_ctx = self.kv.capacity_per_sequence   # the longest sequence this engine can hold
         self.scheduler = Scheduler(self.kv, max_num_seqs=max_num_seqs,
                                    max_num_batched_tokens=max_num_batched_tokens)
         self._runner = BatchRunner(self._ctx, capacity=max_num_batched_tokens)

@@ -29,9 +29,13 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class KvManager:
-    def __init__(self, ctx, *, n_cells: int, n_slots: int, prefix_cache: bool):
+    """`per_slot`: None for the unified cache; else each slot owns that many cells (its own KV
+    stream, so attention only reads its own tokens) and prefixes are reused within a slot only."""
+
+    def __init__(self, ctx, *, n_cells: int, n_slots: int, prefix_cache: bool, per_slot: int | None = None):
         self._mem = lc.llama_get_memory(ctx)
         self.n_cells = n_cells
+        self.per_slot = per_slot
         self._free_slots = list(range(n_slots - 1, -1, -1))
         self._held: dict[int, int] = {}                      # slot -> cells held by a live sequence
         self._cache: OrderedDict[int, CachedPrefix] = OrderedDict()  # slot -> entry, LRU first
@@ -52,10 +56,20 @@ class KvManager:
     def free_cells(self) -> int:
         return self.n_cells - self.used_by_running - self.used_by_cache
 
+    @property
+    def capacity_per_sequence(self) -> int:
+        return self.per_slot if self.per_slot is not None else self.n_cells
+
     def can_allocate(self, n_tokens: int) -> bool:
         """Could a sequence of n_tokens get a slot and cells if the prefix cache were emptied?"""
         has_slot = bool(self._free_slots) or bool(self._cache)
+        if self.per_slot is not None:
+            return has_slot and n_tokens <= self.per_slot
         return has_slot and self.used_by_running + n_tokens <= self.n_cells
+
+    def can_grow(self, slot: int, n_cached: int, n: int) -> bool:
+        """Per-slot layout: does the slot have room for n more tokens?"""
+        return self.per_slot is None or n_cached + n <= self.per_slot
 
     # -- lifecycle ---------------------------------------------------------------------------
     def allocate(self, prompt: list[int]) -> tuple[int, int]:
@@ -68,6 +82,12 @@ class KvManager:
                 if n > best_len:
                     best_slot, best_len = slot, n
             best_len = min(best_len, len(prompt) - 1)  # the last prompt token must be decoded for logits
+        if self.per_slot is not None and best_len > 0:   # separate streams: reuse the slot in place
+            del self._cache[best_slot]
+            lc.llama_memory_seq_rm(self._mem, best_slot, best_len, -1)
+            self.hit_tokens += best_len
+            self._held[best_slot] = best_len
+            return best_slot, best_len
         slot = self._take_slot(avoid=best_slot)
         if best_len > 0 and slot == best_slot:      # reusing the source slot itself: trim its tail
             lc.llama_memory_seq_rm(self._mem, slot, best_len, -1)
@@ -93,6 +113,8 @@ class KvManager:
 
     def evict_for(self, n_cells: int) -> bool:
         """Evict LRU prefix entries until n_cells are free. False if not possible."""
+        if self.per_slot is not None:
+            return True          # cached slots hold their own cells, not a shared pool
         while self.free_cells < n_cells and self._cache:
             self._drop_lru()
         return self.free_cells >= n_cells

@@ -13,7 +13,6 @@ from deeplocal.engine.errors import BackendUnavailable, InvalidRequest
 
 _INIT_LOCK = threading.Lock()
 FLASH_ATTN = lc.LLAMA_FLASH_ATTN_TYPE_AUTO
-KV_UNIFIED = True
 
 
 @lc.llama_log_callback
@@ -126,7 +125,7 @@ class LlamaModel:
 
 
 def new_context(model: LlamaModel, *, n_ctx: int, n_batch: int, n_seq_max: int, n_threads: int,
-                embeddings: bool = False):
+                embeddings: bool = False, unified: bool = True):
     """A llama_context whose KV cells are shared by all sequences (unified KV)."""
     params = lc.llama_context_default_params()
     params.n_ctx = n_ctx
@@ -135,7 +134,7 @@ def new_context(model: LlamaModel, *, n_ctx: int, n_batch: int, n_seq_max: int, 
     params.n_seq_max = n_seq_max
     params.n_threads = n_threads
     params.n_threads_batch = n_threads
-    params.kv_unified = KV_UNIFIED
+    params.kv_unified = unified
     params.flash_attn_type = FLASH_ATTN
     params.no_perf = True
     if embeddings:

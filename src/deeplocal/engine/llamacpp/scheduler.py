@@ -38,14 +38,18 @@ class Scheduler:
         return bool(self.waiting or self.running)
 
     def drop_cancelled(self) -> list[Sequence]:
+        # `cancelled` is set from the event loop's thread at any moment: read it once per sequence.
         gone = [s for s in self.running if s.cancelled] + [s for s in self.waiting if s.cancelled]
+        if not gone:
+            return gone
+        dropped = {id(s) for s in gone}
         for seq in gone:
             if seq.slot >= 0:
                 self.kv.release(seq.slot, None)
                 seq.slot = -1
             seq.status = SeqStatus.FINISHED
-        self.running = [s for s in self.running if not s.cancelled]
-        self.waiting = deque(s for s in self.waiting if not s.cancelled)
+        self.running = [s for s in self.running if id(s) not in dropped]
+        self.waiting = deque(s for s in self.waiting if id(s) not in dropped)
         return gone
 
     def finish(self, seq: Sequence) -> None:
@@ -101,6 +105,8 @@ class Scheduler:
 
     def _ensure_cells(self, n: int, *, protect: Sequence) -> bool:
         """Make n cells free: first from the prefix cache, then by preempting newer sequences."""
+        if not self.kv.can_grow(protect.slot, protect.n_cached, n):
+            return False
         while not self.kv.evict_for(n):
             victims = [s for s in self.running if s is not protect and s.arrival >= protect.arrival]
             if not victims:
