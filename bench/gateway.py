@@ -1,5 +1,7 @@
 """Gateway overhead: the whole security path per request, in microseconds (p50 / p99).
 
+End-to-end proxy overhead over HTTP (direct vs deeplocal vs LiteLLM, req/s and added p50/p99): bench/proxy.py.
+
     python bench/gateway.py                 # 2,000 requests after 200 warm-up, 3 runs, median of runs
     python bench/gateway.py --json --requests 5000
 

@@ -125,6 +125,8 @@ class RemoteBackend:
                         yield chunk
                 if assembler.done or line is None:
                     break
+            if line is not None:
+                await _drain(lines)   # read the stream's end so the connection goes back to the pool
             for chunk in assembler.finish():
                 self._count(chunk)
                 yield chunk
@@ -230,3 +232,13 @@ class RemoteBackend:
     def outcomes(self) -> dict[str, int]:
         """Generations that completed, failed, or were cancelled by the caller."""
         return dict(self._outcomes)
+
+
+async def _drain(lines: AsyncIterator[str], *, within_s: float = 0.5) -> None:
+    """Consume what follows [DONE] (normally just the end of the chunked body), briefly."""
+    try:
+        async with asyncio.timeout(within_s):
+            async for _ in lines:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass
