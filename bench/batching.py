@@ -149,7 +149,7 @@ print(json.dumps(sorted(runs)[len(runs) // 2]))
 
 def raw_generation(model: Path, args: argparse.Namespace) -> float:
     out = subprocess.run([args.peer_python, "-c", RAW, str(model), str(args.threads), str(args.output_tokens)],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-500:])
     return float(out.stdout.strip().splitlines()[-1])
@@ -166,8 +166,8 @@ def report(rows: list[Row], raw: float | None) -> list[str]:
     for r in rows:
         lines.append(f"| {r.server} | {r.concurrency} | {r.tok_s:.1f} | {r.ttft_p50_ms:.0f} | "
                      f"{r.ttft_p99_ms:.0f} | {r.tpot_p50_ms:.1f} | {r.completed}/{r.failed} |")
-    lines += ["", "| c | deeplocal / llama-server tok/s | TTFT p50 deeplocal / llama-server | "
-                  "deeplocal / llama_cpp.server tok/s |", "|---|---|---|---|"]
+    lines += ["", ("| c | deeplocal / llama-server tok/s | TTFT p50 deeplocal / llama-server | "
+                   "deeplocal / llama_cpp.server tok/s |"), "|---|---|---|---|"]
     for c in sorted({r.concurrency for r in rows}):
         d, ls, lp = by.get(("deeplocal", c)), by.get(("llama-server", c)), by.get(("llama_cpp.server", c))
         if d is None:

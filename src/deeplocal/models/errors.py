@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deeplocal.engine import errors as engine_errors
 from deeplocal.errors import DeeplocalError
 
 
@@ -13,8 +14,9 @@ class ModelError(DeeplocalError):
     code = "model_error"
 
 
-class ModelNotFound(ModelError):
-    """No model by that id, catalog name or path (HTTP 404, code model_not_found)."""
+class ModelNotFound(ModelError, engine_errors.ModelNotFound):
+    """No model by that id, catalog name or path (HTTP 404, code model_not_found). One error for
+    "unknown model" everywhere: it is also the engine's ModelNotFound."""
 
     status_code = 404
     code = "model_not_found"

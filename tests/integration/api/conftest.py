@@ -7,7 +7,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from serverproc import start_server  # noqa: E402
+from serverproc import start_server
 
 MODEL = "smollm2-135m-instruct"
 

@@ -218,11 +218,10 @@ def test_request_id_echo_and_safety(server):
 def test_disconnect_frees_generation(server, model):
     body = {"model": model, "stream": True, "max_tokens": 2000, "ignore_eos": True,
             "messages": [{"role": "user", "content": "Tell me a very long story."}]}
-    with httpx.Client(timeout=60) as c:
-        with c.stream("POST", server.base_url + "/v1/chat/completions", json=body) as r:
-            for i, _ in enumerate(r.iter_lines()):
-                if i > 5:
-                    break
+    with httpx.Client(timeout=60) as c, c.stream("POST", server.base_url + "/v1/chat/completions", json=body) as r:
+        for i, _ in enumerate(r.iter_lines()):
+            if i > 5:
+                break
     import time
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

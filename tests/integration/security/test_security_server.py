@@ -14,7 +14,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from serverproc import start_server  # noqa: E402
+from serverproc import start_server
 
 MODEL = "smollm2-135m-instruct"
 
@@ -96,5 +96,5 @@ def test_metrics_scrape_and_no_secret_in_log(secured):
 def test_public_bind_without_auth_refuses(tmp_path):
     env = {**os.environ, "DEEPLOCAL_DATA_DIR": str(tmp_path / "data")}
     proc = subprocess.run([sys.executable, "-m", "deeplocal", "serve", "--host", "0.0.0.0", "--port", "0"],
-                          env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+                          env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "refusing to start" in proc.stderr

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from deeplocal.config import ConfigError, load_settings
 
@@ -53,5 +54,5 @@ def test_model_strings_with_ids():
 
 def test_settings_are_frozen():
     s = load_settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         s.server.port = 1

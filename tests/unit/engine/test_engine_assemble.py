@@ -32,7 +32,7 @@ def test_auto_tools_plain_answer_streams():
 
 def test_auto_tools_call_is_held_and_parsed():
     a = ChatAssembler(tool_mode="auto", tool_names={"f"}, reasoning=False, opens_thinking=False)
-    reasoning, content, calls = _run(a, ["<tool", "_call>{\"name\": \"f\", ", "\"arguments\": {\"x\": 2}}</tool_call>"])
+    _, content, calls = _run(a, ["<tool", "_call>{\"name\": \"f\", ", "\"arguments\": {\"x\": 2}}</tool_call>"])
     assert content == "" and a.called_tools
     assert calls[0]["function"]["name"] == "f" and json.loads(calls[0]["function"]["arguments"]) == {"x": 2}
 

@@ -83,7 +83,7 @@ async def _stream(call: GenerationCall, assembler: ChatAssembler, cid: str, crea
             if not delta.empty() or finish:
                 logprobs = chat_logprobs(delta.logprobs) if want_logprobs and delta.logprobs else None
                 yield frame(_delta_dict(delta), finish, logprobs)
-    except Exception as exc:  # after headers were sent an error can only be an event
+    except Exception as exc:  # noqa: BLE001  # after headers were sent an error can only be an event
         yield sse.error_event(exc)
         yield sse.DONE
         return

@@ -64,7 +64,7 @@ async def _stream(call: GenerationCall, cid: str, created: int, model: str, echo
                                                       "finish_reason": finish}]})
             if finish:
                 usage = chunk.usage
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  # headers are sent: the error becomes an SSE event
         yield sse.error_event(exc)
         yield sse.DONE
         return

@@ -194,7 +194,7 @@ class LlamaEngine:
             return
         try:
             fut.set_result(fn())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001  # handed to the caller through the future
             fut.set_exception(exc)
 
     def _fail_all(self, exc: BaseException) -> None:

@@ -21,7 +21,7 @@ class SamplerChain:
     def __init__(self, model: LlamaModel, params: SamplingParams):
         self._ptr = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         self.seed = params.seed if params.seed is not None else random.getrandbits(32)
-        add = lambda s: lc.llama_sampler_chain_add(self._ptr, s)  # noqa: E731
+        add = lambda s: lc.llama_sampler_chain_add(self._ptr, s)
         if params.grammar:
             grammar = lc.llama_sampler_init_grammar(model.vocab, params.grammar.encode(), b"root")
             if not grammar:

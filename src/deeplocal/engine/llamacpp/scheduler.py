@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from deeplocal.engine.llamacpp.kv import KvManager
-from deeplocal.engine.llamacpp.sequence import Sequence, SeqStatus
+from deeplocal.engine.llamacpp.sequence import SeqStatus, Sequence
 
 
 @dataclass(frozen=True, slots=True)
