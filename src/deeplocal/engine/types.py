@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 
@@ -50,6 +51,8 @@ class GenerationRequest:
     lora: str | None = None
     principal_id: str | None = None
     user: str | None = None           # the caller's end-user id (OpenAI `user`): the audit's data subject
+    # Called once, from the engine's thread, when the engine first schedules the request (queue time).
+    on_admitted: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,3 +230,15 @@ def test_disconnect_frees_generation(server, model):
             return
         time.sleep(0.1)
     raise AssertionError(f"generation still running after disconnect: {load}")
+
+
+def test_queue_time_is_observed(server, client, model):
+    def count() -> float:
+        for line in httpx.get(server.base_url + "/metrics").text.splitlines():
+            if line.startswith("deeplocal_request_queue_time_seconds_count") and model in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = count()
+    client.chat.completions.create(model=model, max_tokens=2, messages=[{"role": "user", "content": "hi"}])
+    assert count() == before + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -65,8 +66,10 @@ class GenerationCall:
                 self._start_timer()                   # from arrival: routing time counts in TTFT
                 self._first = await self._next()
             else:
-                self._stream = backend.generate(self.req)
                 self._start_timer()
+                if self._timer is not None:   # queue time ends when the engine admits the request
+                    self.req = dataclasses.replace(self.req, on_admitted=self._timer.queued_done)
+                self._stream = backend.generate(self.req)
                 self._first = await self._next()
             if self._timer is not None and self._first.token_ids:
                 self._timer.token(len(self._first.token_ids))

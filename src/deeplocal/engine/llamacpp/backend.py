@@ -137,7 +137,8 @@ class LlamaCppBackend:
             engine.outbox.put(loop, queue, item)
 
         seq = Sequence(request_id=req.request_id, prompt=prompt, params=req.sampling,
-                       max_new=max_tokens if max_tokens is not None else room, emit=emit)
+                       max_new=max_tokens if max_tokens is not None else room, emit=emit,
+                       on_admitted=req.on_admitted)
         engine.submit(seq)
         done = False
         try:

@@ -102,6 +102,9 @@ class Scheduler:
                 seq.prefix_hit = reused
             seq.status = SeqStatus.RUNNING
             self.running.append(seq)
+            if seq.on_admitted is not None:
+                callback, seq.on_admitted = seq.on_admitted, None
+                callback()
 
     def _ensure_cells(self, n: int, *, protect: Sequence) -> bool:
         """Make n cells free: first from the prefix cache, then by preempting newer sequences."""

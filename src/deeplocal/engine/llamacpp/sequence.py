@@ -33,6 +33,7 @@ class Sequence:
     cancelled: bool = False
     sampler: object | None = None  # SamplerChain, created on first admission
     first_token_at: float | None = None
+    on_admitted: Callable[[], None] | None = None   # called on the first admission only
     started_at: float | None = None
     _utf8: Utf8Stream = field(default_factory=Utf8Stream)
     _stops: StopMatcher | None = None
