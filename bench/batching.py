@@ -20,15 +20,13 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from proxy_procs import free_port, wait_http  # bench/ is on sys.path when run as a script
 
 from deeplocal.bench.datasets import BenchPrompt, bundled_prompts
 from deeplocal.bench.load import ClientOptions, LoadLevel, run_level, warm_up
@@ -51,12 +49,6 @@ class Row:
     failed: int
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def mixed_prompts(n: int, output_tokens: int, seed: int) -> list[BenchPrompt]:
     """Short questions and long contexts (about 20 to 600 tokens), English and Chinese."""
     rng = random.Random(seed)
@@ -70,20 +62,6 @@ def mixed_prompts(n: int, output_tokens: int, seed: int) -> list[BenchPrompt]:
             text = " ".join(rng.choice(base) for _ in range(18)) + "\n\nWhat is the common theme?"
         out.append(BenchPrompt(text=text, output_len=output_tokens, source="mixed"))
     return out
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
 def start(name: str, args: argparse.Namespace, model: Path, log: Path) -> tuple[subprocess.Popen, str, str]:
@@ -106,7 +84,7 @@ def start(name: str, args: argparse.Namespace, model: Path, log: Path) -> tuple[
                "--parallel", str(args.llama_server_parallel), "--cont-batching", "--alias", MODEL_NAME]
         env, ready, model_id = dict(os.environ), f"http://127.0.0.1:{port}/health", MODEL_NAME
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    wait_ready(ready, proc)
+    wait_http(ready, proc, log, 180)
     return proc, f"http://127.0.0.1:{port}/v1", model_id
 
 

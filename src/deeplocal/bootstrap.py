@@ -77,5 +77,9 @@ def build_services(settings: Settings) -> Services:
     if settings.metrics.enabled:
         from deeplocal.metrics.registry import Metrics
 
-        services.metrics = Metrics(settings.metrics, backends=registry.backends)
+        breakers = None
+        if router is not None:
+            def breakers() -> dict[str, str]:
+                return {s.name: s.breaker for s in router.upstream_states()}
+        services.metrics = Metrics(settings.metrics, backends=registry.backends, breakers=breakers)
     return services

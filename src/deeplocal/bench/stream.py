@@ -15,6 +15,7 @@ import httpx
 
 from deeplocal.bench.datasets import BenchPrompt
 from deeplocal.bench.metrics import RequestResult
+from deeplocal.engine.sse import SseParser
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,21 +146,15 @@ class _Timeline:
 
 
 async def _read_events(response: httpx.Response, timeline: _Timeline) -> None:
-    data_lines: list[str] = []
+    parser = SseParser()
     async for line in response.aiter_lines():
         now = time.perf_counter()
-        if line == "":
-            if data_lines:
-                timeline.feed("\n".join(data_lines), now)
-                data_lines = []
-            continue
-        if line.startswith(":"):
-            continue                     # SSE comment / keep-alive
-        field_name, _, value = line.partition(":")
-        if field_name == "data":
-            data_lines.append(value.removeprefix(" "))
-    if data_lines:                       # a last event without its blank line
-        timeline.feed("\n".join(data_lines), time.perf_counter())
+        event = parser.feed_line(line)
+        if event is not None:
+            timeline.feed(event.data, now)
+    event = parser.flush()               # a last event without its blank line
+    if event is not None:
+        timeline.feed(event.data, time.perf_counter())
 
 
 async def send(client: httpx.AsyncClient, target: Target, prompt: BenchPrompt) -> RequestResult:

@@ -34,17 +34,17 @@ def _fail(message: str, as_json: bool) -> NoReturn:
 
 
 def _open(directory: Path | None, key_file: Path | None, as_json: bool) -> Any:
+    from deeplocal.config import ConfigError, load_settings
     from deeplocal.gateway.audit import AuditKeyError, AuditLog, load_key
 
-    if directory is None:
-        from deeplocal.config import ConfigError, load_settings
-
-        try:
-            directory = load_settings().data_dir / "audit"
-        except ConfigError as exc:
-            _fail(str(exc), as_json)
     try:
-        return AuditLog(directory, key=load_key(key_file))
+        settings = load_settings()
+    except ConfigError as exc:
+        _fail(str(exc), as_json)
+    # The same folder and key the server uses (AuditLog.from_settings), unless the flags say otherwise.
+    directory = directory or settings.audit.dir or settings.data_dir / "audit"
+    try:
+        return AuditLog(directory, key=load_key(key_file or settings.audit.key_file))
     except AuditKeyError as exc:
         _fail(exc.message, as_json)
 

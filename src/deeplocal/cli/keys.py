@@ -31,11 +31,13 @@ def _key_store(database_url: str | None, data_dir: Path | None) -> Iterator:
     from deeplocal.store.db import make_engine, resolve_database_url
     from deeplocal.store.migrations import migrate
 
-    if data_dir is None and not database_url:
+    if data_dir is None or not database_url:   # the server's database unless the flags say otherwise
         from deeplocal.config import load_settings
 
-        data_dir = load_settings().data_dir
-    engine = make_engine(resolve_database_url(database_url, data_dir or Path("~/.deeplocal")))
+        settings = load_settings()
+        database_url = database_url or settings.database_url
+        data_dir = data_dir or settings.data_dir
+    engine = make_engine(resolve_database_url(database_url, data_dir))
     try:
         migrate(engine)
         yield KeyStore(engine, clock=time.time)

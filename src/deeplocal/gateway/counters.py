@@ -45,30 +45,7 @@ class Grant:
 class Counters(Protocol):
     def admit(self, quota_id: str, limits: Limits, *, tokens: int, now: float) -> Grant:
         """Reserve one request and `tokens` tokens atomically, or raise RateLimited (nothing taken)."""
-        sql = self._sql
-        lease_id = None
-        with raw_write_transaction(self._engine) as cur:
-            state = self._locked_state(cur, quota_id, limits, now)
-            in_flight = 0
-            if limits.max_streams is not None:
-                in_flight = sql.count_leases.run(cur, {"quota_id": quota_id, "now": now}).fetchone()[0]
-            outcome = admit(state, limits, tokens=tokens, streams_in_flight=in_flight, now=now)
-            if isinstance(outcome, Refusal):
-                if limits.max_streams is not None:  # tidy leases of crashed processes while refusing
-                    sql.drop_stale_leases.run(cur, {"quota_id": quota_id, "now": now})
-            else:
-                sql.write_state.run(cur, _row(quota_id, outcome))
-                if limits.max_streams is not None:
-                    lease_id = uuid.uuid4().hex
-                    sql.add_lease.run(cur, {"lease_id": lease_id, "quota_id": quota_id,
-                                            "expires_at": now + self._lease_s})
-        if isinstance(outcome, Refusal):
-            error = outcome.error
-            error.headers.update(headers_for(current(state, limits, now), limits))
-            if error.retry_after is not None:
-                error.headers["Retry-After"] = str(int(error.retry_after))
-            raise error
-        return Grant(lease_id=lease_id, period=outcome.period, headers=tuple(headers_for(outcome, limits).items()))
+        ...
 
     def settle(self, quota_id: str, limits: Limits, *, grant: Grant | None, unused_tokens: int,
                usage: UsageRecord) -> None: ...

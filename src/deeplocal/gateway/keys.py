@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from deeplocal.engine.errors import InvalidRequest
 from deeplocal.errors import DeeplocalError
 from deeplocal.gateway.principal import DATA_CLASSES, SCOPES, Limits, Principal
 from deeplocal.store.tables import api_keys
@@ -29,9 +30,7 @@ _DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-class InvalidKeySpec(DeeplocalError):
-    status_code = 400
-    error_type = "invalid_request_error"
+class InvalidKeySpec(InvalidRequest):
     code = "invalid_key_spec"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ class PrivacyGuard:
         if self.audit is not None:
             self.audit.prepare()   # a wrong audit key fails the start, not a request
         self._policies: dict[str, PiiPolicy] = {}
+        # Leaving the machine: every finding is pseudonymized, whatever the caller's policy.
+        self._pseudonymizer = (functools.partial(Pseudonymizer, self.scanner)
+                               if self.scanner is not None and pii.pseudonymize_remote else None)
 
     def _policy(self, principal: Any) -> PiiPolicy:
         spec = getattr(principal, "pii_policy", None)
@@ -65,13 +69,7 @@ class PrivacyGuard:
             req = _with_texts(req, outcome.texts)
         flat = [f for fs in findings for f in fs] if self.pii_settings.restricted_on_findings else []
         data_class = classify(flat, header=header, principal_default=default)
-        factory = None
-        if self.pii_settings.pseudonymize_remote:
-            scanner = self.scanner
-
-            def factory() -> Pseudonymizer:   # leaving the machine: every finding, whatever the policy
-                return Pseudonymizer(scanner)
-        return Screened(req, data_class, outcome.finding_types, factory)
+        return Screened(req, data_class, outcome.finding_types, self._pseudonymizer)
 
     async def record(self, *, request_id: str, principal: Any, model: str, upstream: str, usage: Any,
                      status: str, data_class: str | None, finding_types: tuple[str, ...], started: float,

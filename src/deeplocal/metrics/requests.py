@@ -143,6 +143,7 @@ class RequestTimer:
         self._first: float | None = None
         self._last: float | None = None
         self._summary: RequestSummary | None = None
+        self._itl = owner.itl.labels(*labels)     # resolved once: token() runs for every chunk
 
     @property
     def finished(self) -> bool:
@@ -168,7 +169,7 @@ class RequestTimer:
                 self._first = now
                 self._m.ttft.labels(*self._labels).observe(now - self._t0)
             else:
-                self._m.itl.labels(*self._labels).observe(now - self._last)
+                self._itl.observe(now - self._last)
             self._last = now
 
     def finish(self, *, status: str, finish_reason: str | None, prompt_tokens: int,

@@ -3,7 +3,6 @@ decode with per-token logits, and keep the KV cache for one sequence. Used by ev
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,37 +39,32 @@ class LlamaRunner:
 
     def __init__(self, path: Path, *, n_ctx: int = 512, n_batch: int = 512, n_threads: int = 1):
         self.ll = import_llama()
-        ll = self.ll
-        import llama_cpp._logger  # noqa: F401  (installs the log callback quiet_llama controls)
+        # The engine's loader and context factory: one place that knows how to open a GGUF.
+        from deeplocal.engine.llamacpp.model import LlamaModel, new_context
+        from deeplocal.errors import DeeplocalError
 
-        ll.llama_backend_init()
-        mparams = ll.llama_model_default_params()
-        self.model = ll.llama_model_load_from_file(str(path).encode(), mparams)
-        if not self.model:
-            raise InvalidModelFile(f"{path}: llama.cpp could not load this model")
-        cparams = ll.llama_context_default_params()
-        cparams.n_ctx = n_ctx
-        cparams.n_batch = n_batch
-        cparams.n_ubatch = n_batch
-        cparams.n_threads = n_threads
-        cparams.n_threads_batch = n_threads
-        self.ctx = ll.llama_init_from_model(self.model, cparams)
-        if not self.ctx:
-            ll.llama_model_free(self.model)
-            raise InvalidModelFile(f"{path}: llama.cpp could not create a context (n_ctx={n_ctx})")
-        self.vocab = ll.llama_model_get_vocab(self.model)
-        self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
+        try:
+            self.llm = LlamaModel(Path(path))
+        except DeeplocalError as exc:
+            raise InvalidModelFile(f"{path}: llama.cpp could not load this model ({exc.message})") from exc
+        try:
+            self.ctx = new_context(self.llm, n_ctx=n_ctx, n_batch=n_batch, n_seq_max=1, n_threads=n_threads,
+                                   unified=False)
+        except DeeplocalError as exc:
+            self.llm.close()
+            raise InvalidModelFile(f"{path}: llama.cpp could not create a context (n_ctx={n_ctx})") from exc
+        self.vocab = self.llm.vocab
+        self.n_vocab = self.llm.n_vocab
         self.n_ctx = n_ctx
         self.n_batch = n_batch
-        self.batch = ll.llama_batch_init(n_batch, 0, 1)
+        self.batch = self.ll.llama_batch_init(n_batch, 0, 1)
 
     def close(self) -> None:
-        ll = self.ll
         if self.ctx:
-            ll.llama_batch_free(self.batch)
-            ll.llama_free(self.ctx)
-            ll.llama_model_free(self.model)
-            self.ctx = self.model = None
+            self.ll.llama_batch_free(self.batch)
+            self.ll.llama_free(self.ctx)
+            self.llm.close()
+            self.ctx = None
 
     def __enter__(self) -> Self:
         return self
@@ -79,24 +73,14 @@ class LlamaRunner:
         self.close()
 
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
-        raw = text.encode("utf-8")
-        buf = (self.ll.llama_token * (len(raw) + 8))()
-        n = self.ll.llama_tokenize(self.vocab, raw, len(raw), buf, len(buf), add_bos, False)
-        if n < 0:
-            raise InvalidModelFile("tokenization overflow")
-        return list(buf[:n])
+        return self.llm.tokenize(text, add_special=add_bos, parse_special=False)
 
     def bos(self) -> list[int]:
         ll = self.ll
         return [ll.llama_vocab_bos(self.vocab)] if ll.llama_vocab_get_add_bos(self.vocab) else []
 
     def detokenize(self, tokens: Sequence[int]) -> str:
-        out = bytearray()
-        buf = ctypes.create_string_buffer(256)
-        for token in tokens:
-            n = self.ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
-            out += buf.raw[: max(n, 0)]
-        return out.decode("utf-8", errors="replace")
+        return b"".join(self.llm.piece(t) for t in tokens).decode("utf-8", errors="replace")
 
     def reset(self, keep: int = 0) -> None:
         """Forget the KV cache of seq 0 from position `keep` on."""

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 DB_FILE_NAME = "deeplocal.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -90,8 +89,3 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             conn = conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         with conn.begin():
             yield conn
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """ORM sessions for code that prefers them; the hot paths use Core on connections."""
-    return sessionmaker(engine, expire_on_commit=False)

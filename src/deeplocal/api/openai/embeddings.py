@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from deeplocal.api.deps import CallerDep, ServicesDep
 from deeplocal.api.openai.protocol import EmbeddingRequest
 from deeplocal.engine.errors import InvalidRequest
+from deeplocal.engine.types import GenerationRequest
 
 router = APIRouter()
 
@@ -32,8 +33,7 @@ async def create_embeddings(body: EmbeddingRequest, services: ServicesDep, calle
         emb = (base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
                if body.encoding_format == "base64" else vec)
         data.append({"object": "embedding", "index": i, "embedding": emb})
-    backend = served.backend
-    n_tokens = sum(len(backend.model.tokenize(t, add_special=True)) for t in inputs) \
-        if getattr(backend, "model", None) is not None else 0
+    n_tokens = sum(served.backend.count_tokens(
+        GenerationRequest(request_id=caller.request_id, model=served.id, prompt=t)) for t in inputs)
     return {"object": "list", "data": data, "model": served.id,
             "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens}}

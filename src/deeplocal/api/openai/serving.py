@@ -49,8 +49,15 @@ class GenerationCall:
 
     async def open(self) -> None:
         gateway, backend = self.services.gateway, self.served.backend
+        local = not (self.services.router is not None and self.served.routed)
         if gateway is not None and self.principal is not None:
-            self._prompt_tokens = backend.count_tokens(self.req)
+            if local and hasattr(backend, "tokenize_request"):
+                # Tokenize once: the engine reuses these ids instead of rendering and tokenizing again.
+                ids = backend.tokenize_request(self.req)
+                self.req = dataclasses.replace(self.req, prompt_token_ids=tuple(ids))
+                self._prompt_tokens = len(ids)
+            else:
+                self._prompt_tokens = backend.count_tokens(self.req)
             max_tokens = self.req.sampling.max_tokens
             if max_tokens is None:   # the generation may run to the end of the context: reserve that
                 max_tokens = max(0, (getattr(backend, "n_ctx", 0) or 0) - self._prompt_tokens)
@@ -58,9 +65,8 @@ class GenerationCall:
                 self.principal, model=self.served.id, prompt_tokens=self._prompt_tokens,
                 max_tokens=max_tokens)
         try:
-            router = self.services.router
-            if router is not None and self.served.routed:
-                routed = await router.open(self.req, data_class=self.data_class,
+            if not local:
+                routed = await self.services.router.open(self.req, data_class=self.data_class,
                                            pseudonymizer_factory=self._pseudonymizer_factory)
                 self.upstream, self._stream = routed.upstream, routed
                 self._start_timer()                   # from arrival: routing time counts in TTFT

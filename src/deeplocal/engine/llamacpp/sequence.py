@@ -56,7 +56,13 @@ class Sequence:
         return self.length - self.n_cached
 
     def next_tokens(self, budget: int) -> list[int]:
-        return self.tokens[self.n_cached:self.n_cached + budget]
+        """tokens[n_cached:n_cached + budget], without building the whole list (this runs per step)."""
+        start, end, p = self.n_cached, min(self.n_cached + budget, self.length), len(self.prompt)
+        if end <= p:
+            return self.prompt[start:end]
+        if start >= p:
+            return self.output[start - p:end - p]
+        return self.prompt[start:] + self.output[:end - p]
 
     def push_token(self, token: int, piece: bytes, logprob: TokenLogprob | None) -> bool:
         """Record a sampled token and stream its text. Returns True when a stop string matched."""

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from deeplocal.errors import DeeplocalError
+from deeplocal.engine.errors import InvalidRequest
 from deeplocal.gateway.pii.placeholders import PlaceholderTable
 from deeplocal.gateway.pii.types import (
     ALL_ENTITIES,
@@ -31,11 +31,9 @@ class Action(str, enum.Enum):
 HIGH_RISK: tuple[str, ...] = (CN_ID, CN_BANK_CARD, CREDIT_CARD, US_SSN, IBAN_CODE, PASSPORT)
 
 
-class PiiBlocked(DeeplocalError):
+class PiiBlocked(InvalidRequest):
     """The request carries an entity type its policy blocks. Names the types, never the values."""
 
-    status_code = 400
-    error_type = "invalid_request_error"
     code = "pii_blocked"
 
 
