@@ -1,9 +1,10 @@
 """Continuous batching, measured: deeplocal vs llama-cpp-python's server vs llama.cpp's llama-server.
 
 One run, same model (the bundled SmolLM2-135M), same machine, each server alone on the CPU in turn.
-For every concurrency level it sends 2 x concurrency streaming chat requests (at least 4) with mixed
-prompt lengths and 128 output tokens, and reports aggregate output tokens/s and p50/p99 TTFT, then the
-ratios the engine issue sets as targets. Also measures raw llama-cpp-python generation (no server) as
+For every concurrency level it sends about 2 x concurrency streaming chat requests (a multiple of 3,
+at least 6, so every level has the same mix of short, medium and long prompts) with 128 output
+tokens, and reports aggregate output tokens/s and p50/p99 TTFT, then the ratios the engine issue
+sets as targets. Also measures raw llama-cpp-python generation (no server) as
 the concurrency-1 ceiling.
 
     python bench/batching.py --threads 2 [--llama-server /path/to/llama-server] [--json out.json]
@@ -64,12 +65,27 @@ def mixed_prompts(n: int, output_tokens: int, seed: int) -> list[BenchPrompt]:
     return out
 
 
+def requests_per_level(c: int) -> int:
+    """About 2 x c requests, a multiple of 3 (at least 6) so every level gets the same mix of
+    short, medium and long prompts: levels differ in concurrency only, and their throughputs compare."""
+    return max(6, 3 * -(-2 * c // 3))
+
+
+def deeplocal_n_ctx(args: argparse.Namespace) -> int:
+    """The same context per sequence as llama-server's slots (its -c is split over --parallel)."""
+    if args.deeplocal_n_ctx:
+        return args.deeplocal_n_ctx
+    if args.kv_unified == "true":
+        return args.n_ctx
+    return args.n_ctx // args.llama_server_parallel * args.max_num_seqs
+
+
 def start(name: str, args: argparse.Namespace, model: Path, log: Path) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
     t, ctx = str(args.threads), str(args.n_ctx)
     if name == "deeplocal":
         cmd = [sys.executable, "-m", "deeplocal", "serve", "--port", str(port), "--threads", t,
-               "--n-ctx", str(args.deeplocal_n_ctx or args.n_ctx), "--max-num-seqs", str(args.max_num_seqs)]
+               "--n-ctx", str(deeplocal_n_ctx(args)), "--max-num-seqs", str(args.max_num_seqs)]
         env = {**os.environ, "DEEPLOCAL_DATA_DIR": tempfile.mkdtemp(prefix="dl-bench-"),
                "DEEPLOCAL_ENGINE__MAX_QUEUE": "256", "DEEPLOCAL_METRICS__GPU": "false",
                "DEEPLOCAL_ENGINE__KV_UNIFIED": args.kv_unified}
@@ -94,7 +110,7 @@ async def sweep(name: str, base_url: str, model_id: str, args: argparse.Namespac
     await warm_up(target, mixed_prompts(2, 16, seed=99), options)
     rows = []
     for c in args.levels:
-        prompts = mixed_prompts(max(4, 2 * c), args.output_tokens, seed=c)
+        prompts = mixed_prompts(requests_per_level(c), args.output_tokens, seed=c)
         level = await run_level(target, prompts, LoadLevel(concurrency=c), options, seed=c)
         s = summarize(list(level.results), level.duration_s)
         rows.append(Row(name, c, s.output_throughput, s.ttft.median * 1000, s.ttft.p99 * 1000,
@@ -173,9 +189,11 @@ def main() -> int:
     p.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER", ""))
     p.add_argument("--llama-server-parallel", type=int, default=8)
     p.add_argument("--max-num-seqs", type=int, default=16, help="deeplocal's batch size")
-    p.add_argument("--kv-unified", choices=["true", "false"], default="true",
+    p.add_argument("--kv-unified", choices=["true", "false"], default="false",
                    help="deeplocal's KV layout: one shared pool, or n_ctx / max_num_seqs per sequence")
-    p.add_argument("--deeplocal-n-ctx", type=int, default=0, help="deeplocal's n_ctx (default: --n-ctx)")
+    p.add_argument("--deeplocal-n-ctx", type=int, default=0,
+                   help="deeplocal's n_ctx (default: per-sequence layout: the context each llama-server slot "
+                        "gets, n-ctx / llama-server-parallel, times max-num-seqs; unified: --n-ctx)")
     p.add_argument("--peer-python", default=sys.executable, help="python with llama-cpp-python[server]")
     p.add_argument("--servers", default="deeplocal,llama-server,llama_cpp.server")
     p.add_argument("--json", type=Path)

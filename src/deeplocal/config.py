@@ -46,7 +46,9 @@ class ServerSettings(_Section):
 
 
 class EngineSettings(_Section):
-    n_ctx: int = Field(4096, ge=64)
+    # KV cells for all sequences together (llama-server's -c). With the per-sequence layout (the
+    # default) each of max_num_seqs sequences holds up to n_ctx / max_num_seqs tokens: 2048 here.
+    n_ctx: int = Field(32768, ge=64)
     n_threads: int = Field(default_factory=_default_threads, ge=1)
     n_batch: int = Field(512, ge=1)
     n_gpu_layers: int = Field(0, ge=-1)
@@ -54,10 +56,12 @@ class EngineSettings(_Section):
     max_num_batched_tokens: int = Field(512, ge=16)
     max_queue: int = Field(64, ge=0)
     prefix_cache: bool = True
-    # true: one KV pool shared by all sequences (no per-sequence cap, prefixes shared across them);
-    # false: each of max_num_seqs sequences owns n_ctx / max_num_seqs cells (faster attention with
-    # many long sequences, like llama-server --parallel).
-    kv_unified: bool = True
+    # false (default): each of max_num_seqs sequences owns n_ctx / max_num_seqs cells in its own KV
+    # stream, like llama-server --parallel; attention reads only the sequence's own tokens.
+    # true: one pool shared by all sequences (one sequence may use all n_ctx cells), but every
+    # token attends over the whole used range of the pool: slower as concurrency grows
+    # (`python bench/kv_layout.py`).
+    kv_unified: bool = False
     embeddings: bool = True
 
 

@@ -29,7 +29,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000; 0 picks a free one).")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="deeplocal.yaml to read.")] = None,
-    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context tokens shared by all sequences.")] = None,
+    n_ctx: Annotated[int | None, typer.Option(
+        "--n-ctx", help="KV cells for all sequences together; each holds n_ctx / max_num_seqs tokens.")] = None,
     threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads for llama.cpp.")] = None,
     max_num_seqs: Annotated[int | None, typer.Option(help="Sequences decoded together.")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,

@@ -86,7 +86,7 @@ def llamacpp_settings(inp: FitInputs, fit: Fit) -> dict[str, object]:
         gpu_layers = -1  # all layers
     out: dict[str, object] = {
         "n_gpu_layers": gpu_layers,
-        "n_ctx": inp.context * seqs,  # one KV cache shared by all sequences
+        "n_ctx": inp.context * seqs,  # KV cells for all sequences: `context` each
         "n_parallel": seqs,
         "n_threads": _threads(fit),
         "n_batch": LLAMACPP_BATCH,

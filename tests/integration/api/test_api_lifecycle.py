@@ -81,10 +81,10 @@ def test_sigterm_drains_in_flight_and_exits_zero(tmp_path):
 def test_request_timeout_stops_generation(tmp_path):
     srv = start_server(tmp_path, env={"DEEPLOCAL_SERVER__REQUEST_TIMEOUT_S": "1"})
     try:
-        r = httpx.post(srv.base_url + "/v1/chat/completions", timeout=60, json={**BODY, "max_tokens": 3000})
+        r = httpx.post(srv.base_url + "/v1/chat/completions", timeout=60, json={**BODY, "max_tokens": 1500})
         assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
         with httpx.stream("POST", srv.base_url + "/v1/chat/completions", timeout=60,
-                          json={**BODY, "max_tokens": 3000, "stream": True}) as s:
+                          json={**BODY, "max_tokens": 1500, "stream": True}) as s:
             lines = [ln for ln in s.iter_lines() if ln]
         assert '"code":"timeout"' in lines[-2] and lines[-1] == "data: [DONE]"
         load = httpx.get(srv.base_url + "/ready").json()["load"]["smollm2-135m-instruct"]

@@ -132,8 +132,8 @@ async def test_cancel_half_others_finish_kv_returns_to_zero(backend_factory):
 
 
 async def test_preemption_keeps_every_request(backend_factory):
-    # 6 sequences that each grow to ~150 tokens cannot all fit in 512 cells at once.
-    b = await backend_factory(max_num_seqs=6, n_ctx=512, prefix_cache=False)
+    # 6 sequences that each grow to ~150 tokens cannot all fit in 512 shared cells at once.
+    b = await backend_factory(max_num_seqs=6, n_ctx=512, prefix_cache=False, kv_unified=True)
     reqs = [_req(q, 110, ignore_eos=True) for q in QUESTIONS[:6]]
     last = await asyncio.gather(*(_run_last(b, r) for r in reqs))
     stats = b.stats()
@@ -142,8 +142,9 @@ async def test_preemption_keeps_every_request(backend_factory):
     assert stats.running == 0 and stats.kv_used == 0
 
 
-async def test_prefix_cache_hit(backend_factory):
-    b = await backend_factory()
+@pytest.mark.parametrize("unified", [False, True])
+async def test_prefix_cache_hit(backend_factory, unified):
+    b = await backend_factory(kv_unified=unified)
     system = "You are a careful assistant. " * 30
     first = GenerationRequest(request_id="a", model="m", sampling=SamplingParams(temperature=0, max_tokens=4),
                               messages=(Message("system", system), Message("user", "Hi")))
@@ -185,3 +186,23 @@ async def test_per_sequence_kv_layout(backend_factory):
         await _run(b, _req("word " * 600, 8))
     s = b.stats()
     assert s.running == 0 and s.kv_used == 0
+
+
+async def test_per_sequence_slots_stay_contiguous(backend_factory):
+    """With per-sequence streams llama.cpp decodes only runs of consecutive seq ids in one graph:
+    a new sequence fills the gap a finished one left, even when a free slot exists further on."""
+    b = await backend_factory(max_num_seqs=8, n_ctx=4096)
+    kv = b.engine.kv
+    long_a = asyncio.create_task(_run(b, _req("Tell me a story.", 60, ignore_eos=True)))
+    short = asyncio.create_task(_run(b, _req("Say hi.", 2, ignore_eos=True)))
+    long_c = asyncio.create_task(_run(b, _req("Count to ten.", 60, ignore_eos=True)))
+    await short                                   # its slot now holds a cache entry between two runners
+    gap = [s for s in range(3) if s not in kv._held]
+    assert len(kv._held) == 2 and len(gap) == 1
+    fill = asyncio.create_task(_run(b, _req("List some animals.", 20, ignore_eos=True)))
+    for _ in range(500):
+        if len(kv._held) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(kv._held) == [0, 1, 2]
+    await asyncio.gather(long_a, long_c, fill)

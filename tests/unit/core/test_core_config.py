@@ -17,7 +17,7 @@ def _clean_env(monkeypatch, tmp_path):
 def test_defaults():
     s = load_settings()
     assert s.server.host == "127.0.0.1" and s.server.port == 8000
-    assert s.engine.n_ctx == 4096
+    assert s.engine.n_ctx == 32768 and s.engine.kv_unified is False
     assert s.models[0].source == "smollm2-135m"
 
 

@@ -35,6 +35,8 @@ class LlamaEngine:
         # Unified: all sequences share the cells (flexible, prefixes shared across sequences).
         # Per-sequence: each slot owns n_ctx / max_num_seqs cells, like llama-server's --parallel.
         n_slots = min(256, max_num_seqs + max(4, max_num_seqs // 2)) if kv_unified else max_num_seqs
+        if not kv_unified:   # a stream longer than the model's trained context is memory for nothing
+            n_ctx = min(n_ctx, n_slots * max(model.info.n_ctx_train, 64))
         self._ctx = new_context(model, n_ctx=n_ctx, n_batch=max_num_batched_tokens,
                                 n_seq_max=n_slots, n_threads=n_threads, unified=kv_unified)
         n_cells = lc.llama_n_ctx(self._ctx)

@@ -36,7 +36,7 @@ class KvManager:
         self._mem = lc.llama_get_memory(ctx)
         self.n_cells = n_cells
         self.per_slot = per_slot
-        self._free_slots = list(range(n_slots - 1, -1, -1))
+        self._free_slots = list(range(n_slots - 1, -1, -1))   # pop() gives the lowest first
         self._held: dict[int, int] = {}                      # slot -> cells held by a live sequence
         self._cache: OrderedDict[int, CachedPrefix] = OrderedDict()  # slot -> entry, LRU first
         self.prefix_cache = prefix_cache
@@ -129,7 +129,11 @@ class KvManager:
         self._free_slots.append(slot)
 
     def _take_slot(self, *, avoid: int) -> int:
-        if self._free_slots:
+        if self.per_slot is not None:
+            slot = self._contiguous_slot(avoid)
+            if slot >= 0:
+                return slot
+        elif self._free_slots:
             return self._free_slots.pop()
         for slot in list(self._cache):  # LRU first, but keep the entry we are copying from
             if slot != avoid:
@@ -140,3 +144,26 @@ class KvManager:
         entry = self._cache.pop(avoid)
         del entry
         return avoid
+
+    def _contiguous_slot(self, avoid: int) -> int:
+        """Per-sequence streams: llama.cpp puts only runs of consecutive seq ids in one micro-batch
+        (one graph each), so prefer the slot that leaves the fewest runs (one that closes a gap,
+        then one next to a running slot); then a free slot over a cached one (keeps prefixes),
+        then the least recently used cache entry. -1: none."""
+        held = self._held
+        lru = {slot: i for i, slot in enumerate(self._cache)}
+        choices = list(self._free_slots) + [s for s in self._cache if s != avoid]
+        if not choices:
+            return -1
+
+        def cost(slot: int) -> tuple[int, int, int]:
+            new_runs = 1 - (slot - 1 in held) - (slot + 1 in held) if held else 0
+            return (new_runs, lru.get(slot, -1), slot)
+
+        slot = min(choices, key=cost)
+        if slot in self._cache:
+            del self._cache[slot]
+            lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
+        else:
+            self._free_slots.remove(slot)
+        return slot

@@ -18,7 +18,9 @@ class BatchRunner:
         batch = self._batch
         n = 0
         logits_at: dict[int, int] = {}
-        for chunk in plan:
+        # Ascending seq ids: with per-sequence KV streams llama.cpp puts only consecutive ids in one
+        # micro-batch, so an unsorted batch would be split into many small graphs.
+        for chunk in sorted(plan, key=lambda c: c.seq.slot):
             seq = chunk.seq
             last = len(chunk.tokens) - 1
             for j, token in enumerate(chunk.tokens):
