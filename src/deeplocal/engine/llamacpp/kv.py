@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import llama_cpp as lc
 
 
+MIN_STREAM_COPY = 64   # tokens: below this, recomputing beats copying a whole KV stream
+
+
 @dataclass
 class CachedPrefix:
     slot: int
@@ -38,6 +41,7 @@ class KvManager:
         self.per_slot = per_slot
         self._free_slots = list(range(n_slots - 1, -1, -1))   # pop() gives the lowest first
         self._held: dict[int, int] = {}                      # slot -> cells held by a live sequence
+        self._live: dict[int, list[int]] = {}                # slot -> the live sequence's tokens
         self._cache: OrderedDict[int, CachedPrefix] = OrderedDict()  # slot -> entry, LRU first
         self.prefix_cache = prefix_cache
         self.hit_tokens = 0
@@ -73,31 +77,46 @@ class KvManager:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def allocate(self, prompt: list[int]) -> tuple[int, int]:
-        """Give a sequence a slot, reusing the longest cached prefix. Returns (slot, reused tokens)."""
-        best_slot, best_len = -1, 0
+        """Give a sequence a slot, reusing the longest prefix in the cache or in a running sequence.
+        Returns (slot, reused tokens)."""
+        best_slot, best_len, live = -1, 0, False
         if self.prefix_cache:
             self.query_tokens += len(prompt)
             for slot, entry in self._cache.items():
                 n = common_prefix(entry.tokens, prompt)
                 if n > best_len:
                     best_slot, best_len = slot, n
+            # A running sequence's prompt (a system prompt shared by concurrent requests). With
+            # separate streams this copies a whole stream, worth it only for a long enough prefix.
+            floor = best_len + (MIN_STREAM_COPY if self.per_slot is not None else 1)
+            for slot, tokens in self._live.items():
+                n = min(common_prefix(tokens, prompt), self._held.get(slot, 0))
+                if n >= floor and n > best_len:
+                    best_slot, best_len, live = slot, n, True
             best_len = min(best_len, len(prompt) - 1)  # the last prompt token must be decoded for logits
-        if self.per_slot is not None and best_len > 0:   # separate streams: reuse the slot in place
+        if best_len <= 0:
+            best_slot, best_len, live = -1, 0, False
+        if self.per_slot is not None and best_len > 0 and not live:   # reuse the cached slot in place
             del self._cache[best_slot]
             lc.llama_memory_seq_rm(self._mem, best_slot, best_len, -1)
-            self.hit_tokens += best_len
-            self._held[best_slot] = best_len
-            return best_slot, best_len
-        slot = self._take_slot(avoid=best_slot)
-        if best_len > 0 and slot == best_slot:      # reusing the source slot itself: trim its tail
-            lc.llama_memory_seq_rm(self._mem, slot, best_len, -1)
-            self.hit_tokens += best_len
-        elif best_len > 0:
-            lc.llama_memory_seq_cp(self._mem, best_slot, slot, 0, best_len)
-            self._cache.move_to_end(best_slot)
-            self.hit_tokens += best_len
+            slot = best_slot
+        else:
+            slot = self._take_slot(avoid=best_slot)
+            if best_len > 0 and slot == best_slot:      # reusing the source slot itself: trim its tail
+                lc.llama_memory_seq_rm(self._mem, slot, best_len, -1)
+            elif best_len > 0 and self.per_slot is not None:
+                # Streams cannot share cells: llama.cpp copies the whole source stream before the
+                # next decode; the part after the prefix is dropped from the copy at once.
+                lc.llama_memory_seq_cp(self._mem, best_slot, slot, -1, -1)
+                lc.llama_memory_seq_rm(self._mem, slot, best_len, -1)
+            elif best_len > 0:
+                lc.llama_memory_seq_cp(self._mem, best_slot, slot, 0, best_len)
+                if not live:
+                    self._cache.move_to_end(best_slot)
+        self.hit_tokens += best_len
         self._held[slot] = best_len
-        return slot, max(best_len, 0)
+        self._live[slot] = prompt
+        return slot, best_len
 
     def grow(self, slot: int, n_cached: int) -> None:
         self._held[slot] = n_cached
@@ -105,6 +124,7 @@ class KvManager:
     def release(self, slot: int, tokens: list[int] | None) -> None:
         """A sequence ended. Keep its KV as a prefix entry (tokens given) or drop it (None)."""
         self._held.pop(slot, None)
+        self._live.pop(slot, None)
         if tokens and self.prefix_cache:
             self._cache[slot] = CachedPrefix(slot=slot, tokens=list(tokens))
         else:
