@@ -141,8 +141,39 @@ print(json.dumps(sorted(runs)[len(runs) // 2]))
 """
 
 
-def raw_generation(model: Path, args: argparse.Namespace) -> float:
-    out = subprocess.run([args.peer_python, "-c", RAW, str(model), str(args.threads), str(args.output_tokens)],
+ENGINE = """
+import sys, time, json, threading
+from deeplocal.engine.llamacpp.engine import LlamaEngine
+from deeplocal.engine.llamacpp.model import LlamaModel
+from deeplocal.engine.llamacpp.sequence import Sequence
+from deeplocal.engine.types import SamplingParams
+from pathlib import Path
+model = LlamaModel(Path(sys.argv[1]))
+threads, n_out = int(sys.argv[2]), int(sys.argv[3])
+engine = LlamaEngine(model, n_ctx=16 * 2048, n_threads=threads, max_num_seqs=16, max_num_batched_tokens=512,
+                     max_queue=4, kv_unified=False)
+engine.start()
+prompt = model.tokenize("<|im_start|>user\\nTell me about the history of the printing press.<|im_end|>\\n"
+                        "<|im_start|>assistant\\n", add_special=False)
+runs = []
+for _ in range(4):
+    times, done = [], threading.Event()
+    def emit(item):
+        times.append(time.perf_counter())
+        if getattr(item, "finish_reason", None) is not None or isinstance(item, BaseException):
+            done.set()
+    engine.submit(Sequence(request_id="r", prompt=prompt, params=SamplingParams(temperature=0.0, ignore_eos=True),
+                           max_new=n_out, emit=emit))
+    done.wait()
+    runs.append((n_out - 1) / (times[n_out - 1] - times[0]))   # decode rate, as 1 / TPOT
+engine.stop()
+print(json.dumps(sorted(runs)[len(runs) // 2]))
+"""
+
+
+def in_process(python: str, script: str, model: Path, args: argparse.Namespace) -> float:
+    """Decode rate (1/TPOT) of one script run alone in its own process: no server, no client."""
+    out = subprocess.run([python, "-c", script, str(model), str(args.threads), str(args.output_tokens)],
                          capture_output=True, text=True, timeout=600, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-500:])
@@ -153,7 +184,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
-def report(rows: list[Row], raw: float | None) -> list[str]:
+def report(rows: list[Row], raw: float | None, engine: float | None = None) -> list[str]:
     by = {(r.server, r.concurrency): r for r in rows}
     lines = ["| server | c | out tok/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | ok/failed |",
              "|---|---|---|---|---|---|---|"]
@@ -176,6 +207,9 @@ def report(rows: list[Row], raw: float | None) -> list[str]:
         ours = 1000.0 / d1.tpot_p50_ms
         lines.append(f"deeplocal concurrency-1 decode ({ours:.1f} tok/s, 1/TPOT) vs raw llama-cpp-python "
                      f"decode ({raw:.1f} tok/s): {ratio(ours, raw)} (target >= 0.95x)")
+    if raw and engine:
+        lines.append(f"deeplocal's engine in-process, no server ({engine:.1f} tok/s) vs raw llama-cpp-python "
+                     f"decode ({raw:.1f} tok/s): {ratio(engine, raw)}")
     return lines
 
 
@@ -219,17 +253,21 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(30)
-    raw = None
+    raw = engine = None
     try:
-        raw = raw_generation(model, args)
+        raw = in_process(args.peer_python, RAW, model, args)
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         skipped["raw llama-cpp-python"] = str(exc)
-    lines = report(rows, raw)
+    try:
+        engine = in_process(sys.executable, ENGINE, model, args)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        skipped["deeplocal engine in-process"] = str(exc)
+    lines = report(rows, raw, engine)
     print("\n".join(lines))
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": [r.__dict__ for r in rows], "raw_tok_s": raw,
+        args.json.write_text(json.dumps({"rows": [r.__dict__ for r in rows], "raw_tok_s": raw, "engine_tok_s": engine,
                                          "skipped": skipped, "threads": args.threads,
                                          "median_of": 1, "levels": args.levels}, indent=2))
     return 0
