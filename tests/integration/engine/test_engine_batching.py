@@ -4,6 +4,7 @@ prefix reuse and back-pressure."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -232,3 +233,22 @@ async def test_prefix_shared_with_a_running_sequence(backend_factory, unified):
     fresh = await backend_factory(kv_unified=unified, prefix_cache=False)
     alone = await _run(fresh, req("c", "What is 2+2?", 12))
     assert _common(second, alone) >= len(alone) // 2, (second, alone)
+
+
+@pytest.mark.parametrize("unified", [False, True])
+async def test_burst_with_one_system_prompt_computes_it_once(backend_factory, unified):
+    """Requests that arrive together with one long system prompt: the first computes it, the others
+    wait for it and copy it instead of computing it again."""
+    b = await backend_factory(kv_unified=unified, max_num_seqs=8)
+    system = "You are a careful assistant who answers in one short sentence. " * 12
+    reqs = [GenerationRequest(request_id=q, model="m", messages=(Message("system", system), Message("user", q)),
+                              sampling=SamplingParams(temperature=0, max_tokens=4)) for q in QUESTIONS[:4]]
+    gate = threading.Event()
+    b.engine.run_job(lambda: gate.wait(30))          # hold the engine so all four arrive together
+    tasks = [asyncio.create_task(_run_last(b, r)) for r in reqs]
+    while b.stats().waiting < len(reqs):
+        await asyncio.sleep(0.01)
+    gate.set()
+    last = await asyncio.gather(*tasks)
+    reused = sorted(x.usage.cached_tokens for x in last)
+    assert reused[0] == 0 and all(n > 150 for n in reused[1:]), reused

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from deeplocal.engine.llamacpp.kv import KvManager
+from deeplocal.engine.llamacpp.kv import MIN_STREAM_COPY, KvManager, common_prefix
 from deeplocal.engine.llamacpp.sequence import SeqStatus, Sequence
+
+MIN_SHARED_PREFIX = MIN_STREAM_COPY   # tokens worth waiting for rather than computing twice
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +93,15 @@ class Scheduler:
         return True
 
     def _admit(self) -> None:
+        deferred: list[Sequence] = []
         while self.waiting and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
             if not self.kv.can_allocate(seq.length + 1):
                 break
             self.waiting.popleft()
+            if self._prefix_in_flight(seq):
+                deferred.append(seq)
+                continue
             seq.slot, reused = self.kv.allocate(seq.tokens)
             seq.n_cached = reused
             if not seq.output:
@@ -105,6 +111,21 @@ class Scheduler:
             if seq.on_admitted is not None:
                 callback, seq.on_admitted = seq.on_admitted, None
                 callback()
+        self.waiting.extendleft(reversed(deferred))
+
+    def _prefix_in_flight(self, seq: Sequence) -> bool:
+        """A running sequence is still computing a long prefix of this prompt (a burst of requests
+        with one system prompt): wait a step or two and copy it instead of computing it again."""
+        if not self.kv.prefix_cache or seq.output:
+            return False
+        for other in self.running:
+            if other.output or other.n_cached >= len(other.prompt) - 1:
+                continue                                   # its prompt is already in the KV
+            shared = common_prefix(other.prompt, seq.prompt)
+            if shared >= MIN_SHARED_PREFIX and other.n_cached < shared \
+                    and self.kv.cached_prefix(seq.prompt) < shared:
+                return True
+        return False
 
     def _ensure_cells(self, n: int, *, protect: Sequence) -> bool:
         """Make n cells free: first from the prefix cache, then by preempting newer sequences."""
