@@ -47,8 +47,11 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
                     await served.backend.stop()
             if services.metrics is not None:
                 services.metrics.close()
+            # Requests have drained (uvicorn waits for them first): write what they left queued.
             if services.gateway is not None:
                 services.gateway.close()
+            if services.privacy is not None and hasattr(services.privacy, "close"):
+                services.privacy.close()
 
     app = FastAPI(title="deeplocal", version=__version__, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)

@@ -10,7 +10,8 @@ from fastapi import Depends, Request
 from deeplocal.api.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs a plain `def` dependency in its thread pool (a thread hop)."""
     return request.app.state.services
 
 

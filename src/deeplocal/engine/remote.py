@@ -1,8 +1,12 @@
 """A Backend that speaks the OpenAI HTTP API to any compatible endpoint (DeepSeek's API, OpenAI, vLLM,
-Ollama, llama-server, another deeplocal). Streaming only; every failure becomes a typed engine error.
+Ollama, llama-server, another deeplocal). Every failure becomes a typed engine error.
 
-Timeouts: `connect_s` to open the connection, `first_token_s` from sending the request to the first
-chunk, `idle_s` between chunks after that, `total_s` for the whole generation.
+`generate` streams (SSE); `complete` asks for one JSON body, for callers that do not stream to their
+client. With `coalesce`, events that arrive in one network read are passed on as one Chunk (their
+texts joined): the same stream in fewer, larger deltas, for a proxy that re-frames them anyway. Timeouts: `connect_s` to open the connection; streamed, `first_token_s` from sending the request
+to the first chunk and `idle_s` between chunks after that; `total_s` for the whole generation (a
+non-streamed answer only arrives when it is finished, so only `total_s` bounds it). The backend keeps
+these deadlines itself (`enforces_timeouts`): callers need no timer of their own per chunk.
 """
 
 from __future__ import annotations
@@ -13,22 +17,19 @@ import json
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
+import aiohttp
+import orjson
+from yarl import URL
 
 from deeplocal.engine import remote_wire as wire
-from deeplocal.engine.errors import BackendUnavailable, UpstreamError
-from deeplocal.engine.remote_stream import ChunkAssembler
-from deeplocal.engine.sse import SseParser
+from deeplocal.engine.errors import UpstreamError
+from deeplocal.engine.remote_http import UpstreamTimeout, json_headers, make_session, post, read_body
+from deeplocal.engine.remote_reader import BodyReader, SseReader
+from deeplocal.engine.remote_stream import merge_chunks
 from deeplocal.engine.types import BackendStats, Capabilities, Chunk, GenerationRequest
 
-
-class UpstreamTimeout(UpstreamError):
-    """An upstream did not connect, start or finish within its configured time."""
-
-    status_code = 504
-    code = "upstream_timeout"
+__all__ = ["RemoteBackend", "RemoteTimeouts", "UpstreamTimeout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class RemoteBackend:
     would be appended, e.g. `https://api.deepseek.com/v1` or `http://127.0.0.1:8001/v1`)."""
 
     capabilities = Capabilities(chat=True, completion=True, embeddings=True, logprobs=True, tools=True)
+    enforces_timeouts = True
 
     def __init__(
         self,
@@ -54,23 +56,30 @@ class RemoteBackend:
         api_key: str | None = None,
         timeouts: RemoteTimeouts = RemoteTimeouts(),
         headers: Mapping[str, str] | None = None,
-        client: httpx.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
         grammar_param: str | None = None,
+        coalesce: bool = False,
     ):
         """`grammar_param`: where the upstream takes a GBNF grammar ("grammar" for llama-server,
-        "structured_outputs.grammar" for vLLM); set, the backend can serve grammar/JSON-schema requests."""
+        "structured_outputs.grammar" for vLLM); set, the backend can serve grammar/JSON-schema requests.
+        `session`: an aiohttp session to share (the caller closes it); by default the backend owns one."""
         self.name = name
         self.base_url = base_url.rstrip("/")
+        self._urls = {path: URL(self.base_url + path) for path in ("/chat/completions", "/completions",
+                                                                    "/embeddings")}   # parsed once
         self.model = model
         self.timeouts = timeouts
         self.grammar_param = grammar_param
+        self.coalesce = coalesce
         if grammar_param:
             self.capabilities = dataclasses.replace(RemoteBackend.capabilities, json_schema=True)
-        self._headers = {"Accept": "text/event-stream", **(headers or {})}
+        base = dict(headers or {})
         if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._client = client
-        self._owns_client = client is None
+            base["Authorization"] = f"Bearer {api_key}"
+        self._stream_headers = json_headers(base, accept="text/event-stream")
+        self._json_headers = json_headers(base, accept="application/json")
+        self._session = session
+        self._owns_session = session is None
         self._in_flight = 0
         self._outcomes = {"completed": 0, "failed": 0, "cancelled": 0}
         self._prompt_tokens = 0
@@ -79,131 +88,83 @@ class RemoteBackend:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._client is None:
-            t = self.timeouts
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(connect=t.connect_s, read=None, write=t.connect_s, pool=t.connect_s),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
-                trust_env=False,
-            )
-            self._owns_client = True
+        if self._session is None:
+            self._session = make_session(self.timeouts.connect_s)
+            self._owns_session = True
 
     async def stop(self) -> None:
-        if self._client is not None and self._owns_client:
-            await self._client.aclose()
-        self._client = None
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
 
     # -- generation ------------------------------------------------------------------------------
 
     def generate(self, req: GenerationRequest) -> AsyncIterator[Chunk]:
-        return self._generate(req)
+        """Stream the generation: chunks as the upstream sends them, the last with finish and usage."""
+        return self._run(req, stream=True)
 
-    async def _generate(self, req: GenerationRequest) -> AsyncIterator[Chunk]:
+    def complete(self, req: GenerationRequest) -> AsyncIterator[Chunk]:
+        """The same chunks from one non-streamed upstream answer (normally a single chunk)."""
+        return self._run(req, stream=False)
+
+    async def _run(self, req: GenerationRequest, *, stream: bool) -> AsyncIterator[Chunk]:
         await self.start()
-        assert self._client is not None
-        path, body = wire.build_request(req, model=self.model, grammar_param=self.grammar_param)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        end = started + self.timeouts.total_s
+        assert self._session is not None
+        path, body = wire.build_request(req, model=self.model, grammar_param=self.grammar_param, stream=stream)
+        started = asyncio.get_running_loop().time()
+        t = self.timeouts
+        end = started + t.total_s
         self._in_flight += 1
-        response: httpx.Response | None = None
         outcome = "failed"
+        response: aiohttp.ClientResponse | None = None
+        reader: SseReader | BodyReader | None = None
         try:
-            response = await self._send(path, body, deadline=min(end, started + self.timeouts.first_token_s))
-            parser = SseParser()
-            assembler = ChunkAssembler(self.name)
-            lines = response.aiter_lines()
-            got_first = False
-            while True:
-                limit = started + self.timeouts.first_token_s if not got_first else loop.time() + self.timeouts.idle_s
-                line = await self._next_line(lines, deadline=min(limit, end), first=not got_first)
-                event = parser.flush() if line is None else parser.feed_line(line)
-                if event is not None:
-                    for chunk in assembler.on_event(event.data, event.event):
-                        got_first = True
-                        self._count(chunk)
-                        yield chunk
-                if assembler.done or line is None:
-                    break
-            if line is not None:
-                await _drain(lines)   # read the stream's end so the connection goes back to the pool
-            for chunk in assembler.finish():
-                self._count(chunk)
-                yield chunk
+            first_by = min(end, started + t.first_token_s) if stream else end
+            response = await post(self._session, self.name, self._urls[path], orjson.dumps(body),
+                                  self._stream_headers if stream else self._json_headers, deadline=first_by)
+            if stream or response.content_type == "text/event-stream":   # some servers stream regardless
+                reader = SseReader(response, self.name, first_by=first_by, end=end, idle_s=t.idle_s)
+            else:
+                reader = BodyReader(response, self.name, end=end)
+            while (batch := await reader.next_batch()) is not None:
+                if self.coalesce and len(batch) > 1:
+                    batch = [merge_chunks(batch)]   # what arrived in one read goes on as one delta
+                for chunk in batch:
+                    if chunk.usage is not None:
+                        self._prompt_tokens += chunk.usage.prompt_tokens
+                        self._completion_tokens += chunk.usage.completion_tokens
+                    yield chunk
             outcome = "completed"
         except (GeneratorExit, asyncio.CancelledError):
-            outcome = "cancelled"
+            # Closed after the last chunk (the caller stops at finish_reason) is still a completion.
+            outcome = "completed" if reader is not None and reader.complete else "cancelled"
             raise
         finally:
             self._in_flight -= 1
             self._outcomes[outcome] += 1
+            if reader is not None:
+                reader.close()
             if response is not None:
-                await response.aclose()
-
-    async def _send(self, path: str, body: dict[str, Any], *, deadline: float) -> httpx.Response:
-        assert self._client is not None
-        request = self._client.build_request("POST", self.base_url + path, json=body, headers=self._headers)
-        try:
-            async with asyncio.timeout_at(deadline):
-                response = await self._client.send(request, stream=True)
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"upstream {self.name!r} sent no response headers in time") from exc
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise BackendUnavailable(f"upstream {self.name!r} is unreachable: {exc!r}") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"upstream {self.name!r} failed before responding: {exc!r}") from exc
-        if response.status_code >= 400:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    raw = await response.aread()
-            except (TimeoutError, httpx.HTTPError):
-                raw = b""
-            finally:
-                await response.aclose()
-            raise wire.error_from_status(
-                self.name, response.status_code, raw.decode("utf-8", "replace"), response.headers
-            )
-        return response
-
-    async def _next_line(self, lines: AsyncIterator[str], *, deadline: float, first: bool) -> str | None:
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await anext(lines)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError as exc:
-            what = "first token" if first else "next token"
-            raise UpstreamTimeout(f"upstream {self.name!r}: no {what} in time") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"upstream {self.name!r} dropped the stream: {exc!r}") from exc
-
-    def _count(self, chunk: Chunk) -> None:
-        if chunk.usage is not None:
-            self._prompt_tokens += chunk.usage.prompt_tokens
-            self._completion_tokens += chunk.usage.completion_tokens
+                if reader is not None and reader.complete:
+                    response.release()   # read to its end: the connection goes back to the pool
+                else:
+                    response.close()     # broken or abandoned: drop the connection
 
     # -- the rest of the protocol ----------------------------------------------------------------
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         await self.start()
-        assert self._client is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeouts.total_s
-        body = {"model": self.model, "input": list(texts)}
-        headers = {k: v for k, v in self._headers.items() if k != "Accept"}
+        assert self._session is not None
+        deadline = asyncio.get_running_loop().time() + self.timeouts.total_s
+        body = orjson.dumps({"model": self.model, "input": list(texts)})
+        response = await post(self._session, self.name, self._urls["/embeddings"], body, self._json_headers,
+                              deadline=deadline)
         try:
-            async with asyncio.timeout_at(deadline):
-                response = await self._client.post(self.base_url + "/embeddings", json=body, headers=headers)
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"upstream {self.name!r}: embeddings timed out") from exc
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise BackendUnavailable(f"upstream {self.name!r} is unreachable: {exc!r}") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"upstream {self.name!r} failed: {exc!r}") from exc
-        if response.status_code >= 400:
-            raise wire.error_from_status(self.name, response.status_code, response.text, response.headers)
+            raw = await read_body(response, self.name, deadline=deadline)
+        finally:
+            response.release()
         try:
-            items = sorted(response.json()["data"], key=lambda item: item["index"])
+            items = sorted(orjson.loads(raw)["data"], key=lambda item: item["index"])
             return [list(map(float, item["embedding"])) for item in items]
         except (ValueError, KeyError, TypeError) as exc:
             raise UpstreamError(f"upstream {self.name!r} sent a malformed embeddings body") from exc
@@ -233,12 +194,3 @@ class RemoteBackend:
         """Generations that completed, failed, or were cancelled by the caller."""
         return dict(self._outcomes)
 
-
-async def _drain(lines: AsyncIterator[str], *, within_s: float = 0.5) -> None:
-    """Consume what follows [DONE] (normally just the end of the chunked body), briefly."""
-    try:
-        async with asyncio.timeout(within_s):
-            async for _ in lines:
-                pass
-    except (TimeoutError, httpx.HTTPError):
-        pass

@@ -14,6 +14,8 @@ import functools
 import json
 from typing import Any
 
+import orjson
+
 from deeplocal.engine.errors import UpstreamError
 from deeplocal.engine.remote_wire import error_from_event
 from deeplocal.engine.types import Chunk, FinishReason, TokenLogprob, Usage
@@ -32,6 +34,30 @@ _FINISH = {
 def chunk_fields() -> frozenset[str]:
     """Fields this build's Chunk has: `reasoning` and `tool_calls` pass through once Chunk has them."""
     return frozenset(f.name for f in dataclasses.fields(Chunk))
+
+
+@functools.cache
+def _merge_plan() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Chunk's fields by how merging treats them: (joined texts, concatenated tuples, last value)."""
+    texts, tuples, last = [], [], []
+    for f in dataclasses.fields(Chunk):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        (texts if isinstance(default, str) else tuples if isinstance(default, tuple) else last).append(f.name)
+    return tuple(texts), tuple(tuples), tuple(last)
+
+
+def merge_chunks(chunks: list[Chunk]) -> Chunk:
+    """Chunks that arrived together as one: texts and token lists joined in order, finish_reason
+    and usage (only ever on the last) kept. Fewer, larger deltas for the same stream."""
+    if len(chunks) == 1:
+        return chunks[0]
+    texts, tuples, last = _merge_plan()
+    merged: dict[str, Any] = {name: "".join(getattr(c, name) for c in chunks) for name in texts}
+    for name in tuples:
+        merged[name] = tuple(item for c in chunks for item in getattr(c, name))
+    for name in last:
+        merged[name] = next((v for c in reversed(chunks) if (v := getattr(c, name)) is not None), None)
+    return Chunk(**merged)
 
 
 def _chunk(**fields: Any) -> Chunk:
@@ -139,10 +165,26 @@ class ChunkAssembler:
             self.done = True
             return []
         try:
-            payload = json.loads(data)
+            payload = orjson.loads(data)
         except ValueError as exc:
             raise UpstreamError(f"upstream {self.name!r} sent malformed SSE data: {data[:120]!r}") from exc
-        if event == "error" or (isinstance(payload, dict) and "error" in payload):
+        if event == "error":
+            raise error_from_event(self.name, payload)
+        return self.on_payload(payload)
+
+    def on_body(self, payload: Any) -> list[Chunk]:
+        """A whole non-streamed answer (`message` instead of `delta`) as the Chunks of a finished stream."""
+        if isinstance(payload, dict) and isinstance(payload.get("choices"), list):
+            choices = [{**c, "delta": c.get("message") or {}} if isinstance(c, dict) and "message" in c else c
+                       for c in payload["choices"]]
+            payload = {**payload, "choices": choices}
+        out = self.on_payload(payload)
+        self.done = True
+        return out + self.finish()
+
+    def on_payload(self, payload: Any) -> list[Chunk]:
+        """One decoded event (an object with `choices` and maybe `usage`, or an error)."""
+        if isinstance(payload, dict) and "error" in payload:
             raise error_from_event(self.name, payload)
         if not isinstance(payload, dict):
             raise UpstreamError(f"upstream {self.name!r} sent a non-object SSE event")

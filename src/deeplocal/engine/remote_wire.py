@@ -25,15 +25,18 @@ _CONTEXT_MARKERS = ("context length", "context_length", "maximum context", "cont
 # -- request ------------------------------------------------------------------------------------
 
 
-def build_request(req: GenerationRequest, *, model: str, grammar_param: str | None = None
-                  ) -> tuple[str, dict[str, Any]]:
-    """(path under the base URL, JSON body) for a streaming chat or text completion.
+def build_request(req: GenerationRequest, *, model: str, grammar_param: str | None = None,
+                  stream: bool = True) -> tuple[str, dict[str, Any]]:
+    """(path under the base URL, JSON body) for a chat or text completion; streamed (with usage in
+    the last event) unless `stream` is False, when the upstream answers with one JSON body.
 
     `grammar_param`: where this upstream takes a GBNF grammar, as a dotted path ("grammar" for
     llama-server, "structured_outputs.grammar" for vLLM); None: it takes none.
     """
     s = req.sampling
-    body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
+    body: dict[str, Any] = {"model": model, "stream": stream}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
     chat = req.messages is not None
     if chat:
         body["messages"] = [_message(m) for m in req.messages or ()]

@@ -22,3 +22,6 @@ class GatewaySettings(BaseModel):
     max_auth_header_bytes: int = Field(256, ge=64, le=8192)
     # Threads that run database work off the event loop (None: 1 for SQLite, 4 otherwise).
     db_threads: int | None = Field(None, ge=1, le=64)
+    # A finished request's settlement (refund, lease release, ledger row) may wait this long to share
+    # the next transaction. Other processes see the released slot and refund this much later.
+    settle_flush_s: float = Field(0.02, ge=0, le=5)

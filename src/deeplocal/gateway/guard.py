@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -20,6 +21,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")   # control characters but TAB
 
 
 def _error_body(message: str, error_type: str, code: str) -> bytes:
@@ -55,7 +58,7 @@ class TransportGuard:
             return 431, "Request headers are too large.", "headers_too_large"
         content_length = None
         for key, value in headers:
-            if any(b < 0x20 and b != 0x09 or b == 0x7F for b in value):
+            if _CONTROL.search(value):
                 return 400, "A request header contains control characters.", "invalid_header"
             if key == b"content-length":
                 if content_length is not None or not value.strip().isdigit():

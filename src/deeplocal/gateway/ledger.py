@@ -4,11 +4,14 @@ Columns (table `usage_ledger`): id, ts (Unix seconds, float, when settled), requ
 id), tenant, model, upstream, prompt_tokens, completion_tokens, status (free text from the caller: the
 API writes the HTTP status, "200", "499" for a client that hung up, ...). Read by `deeplocal cost --live`
 and the admin usage endpoints through `Ledger.records` / `Ledger.totals`. Rows are written by
-`counters.SqlCounters.settle`, in the same transaction that settles the request's counters.
+`counters.SqlCounters` when a request is settled, in the same transaction that settles its counters;
+the gateway's writer may hold a settlement back for a few milliseconds, so a `Ledger` made by the
+gateway first commits what is pending (`before_read`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, func, select
@@ -50,11 +53,14 @@ def append(conn: Connection, record: UsageRecord) -> None:
 
 
 class Ledger:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, before_read: Callable[[], object] | None = None):
         self._engine = engine
+        self._before_read = before_read
 
     def records(self, *, since: float | None = None, until: float | None = None, tenant: str | None = None,
                 key_id: str | None = None, limit: int = 1000) -> list[UsageRecord]:
+        if self._before_read is not None:
+            self._before_read()
         query = select(usage_ledger).order_by(usage_ledger.c.ts.desc()).limit(limit)
         query = _filtered(query, since=since, until=until, tenant=tenant, key_id=key_id)
         with self._engine.connect() as conn:
@@ -64,6 +70,8 @@ class Ledger:
 
     def totals(self, *, since: float | None = None, until: float | None = None,
                tenant: str | None = None) -> list[UsageTotals]:
+        if self._before_read is not None:
+            self._before_read()
         c = usage_ledger.c
         query = (select(c.tenant, c.model, c.upstream, func.count(), func.sum(c.prompt_tokens),
                         func.sum(c.completion_tokens))

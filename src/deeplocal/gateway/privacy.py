@@ -1,11 +1,12 @@
 """The data path of the gateway for one request: scan for PII, apply the caller's policy, classify
-the data, and write the audit record when the request ends."""
+the data, and write the audit record when the request ends (on a background writer that appends
+queued records together; `close()` writes what is left)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from deeplocal.gateway.pii.config import PiiSettings
 from deeplocal.gateway.pii.data_class import classify
 from deeplocal.gateway.pii.policy import PiiPolicy, apply_policy
 from deeplocal.gateway.pii.pseudonymize import Pseudonymizer
+from deeplocal.gateway.writer import BatchWriter, WriterClosed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +43,12 @@ class PrivacyGuard:
         self.scanner = PiiScanner.from_settings(pii) if pii.enabled else None
         self.base_policy = PiiPolicy.from_mapping(pii.policy, default=pii.default_action)
         self.audit = AuditLog.from_settings(audit, data_dir=data_dir) if audit.enabled else None
-        self._sync_append = audit.fsync == "always"   # a durable append blocks: run it off the loop
+        self._sync_append = audit.fsync == "always"   # the request waits until its record is durable
+        self._writer: BatchWriter[AuditRecord] | None = None
         if self.audit is not None:
             self.audit.prepare()   # a wrong audit key fails the start, not a request
+            self._writer = BatchWriter(self.audit.append_many, flush_s=audit.batch_s, on_error=_log_lost,
+                                       name="deeplocal-audit-writer")
         self._policies: dict[str, PiiPolicy] = {}
         # Leaving the machine: every finding is pseudonymized, whatever the caller's policy.
         self._pseudonymizer = (functools.partial(Pseudonymizer, self.scanner)
@@ -85,14 +92,35 @@ class PrivacyGuard:
             latency_ms=round((time.monotonic() - started) * 1000, 3), subject=subject,
             prompt=prompt if self.audit.store_bodies else None,
             completion=completion if self.audit.store_bodies else None)
-        if self._sync_append:
-            await asyncio.to_thread(self.audit.append, rec)
-        else:
+        assert self._writer is not None
+        try:
+            if self._sync_append:
+                await self._writer.submit(rec)
+            else:
+                self._writer.defer(rec)
+        except WriterClosed:   # a request finishing after close(): append it here rather than lose it
             self.audit.append(rec)
 
     @property
     def stores_bodies(self) -> bool:
         return self.audit is not None and self.audit.store_bodies
+
+    def flush(self) -> None:
+        """Write every audit record accepted so far (blocks)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Write what is queued, then close the log."""
+        if self._writer is not None:
+            self._writer.close()
+        if self.audit is not None:
+            self.audit.close()
+
+
+def _log_lost(records: list[AuditRecord], error: BaseException) -> None:
+    for rec in records:
+        log.error("could not append the audit record of request %s: %r", rec.request_id, error)
 
 
 def _with_texts(req: GenerationRequest, texts: tuple[str, ...]) -> GenerationRequest:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -116,6 +117,7 @@ class RequestMetrics:
         self.spend = Counter("deeplocal_estimated_spend_usd",
                              "Estimated spend on priced (remote) upstreams, from their per-token prices.",
                              usage, registry=registry)
+        self._series: dict[tuple[str, str], _Series] = {}
 
     def price(self, *, model: str, upstream: str) -> tuple[float, float] | None:
         """USD per million (prompt, completion) tokens: key "upstream/model" first, then "upstream"."""
@@ -123,16 +125,52 @@ class RequestMetrics:
 
     def start(self, *, model: str, upstream: str, t0: float | None = None) -> RequestTimer:
         labels = (self.guard.value("model", model), self.guard.value("upstream", upstream))
-        self.in_flight.labels(*labels).inc()
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series.setdefault(labels, _Series(self, labels))
+        series.in_flight.inc()
         return RequestTimer(self, labels, names=(model[:128], upstream[:128]),
-                            price=self.price(model=model, upstream=upstream), t0=t0)
+                            price=self.price(model=model, upstream=upstream), t0=t0, series=series)
+
+
+class _Series:
+    """The children of one (model, upstream) label pair, resolved once: `labels()` takes a lock and
+    builds a key on every call, and a request touches a dozen of them."""
+
+    def __init__(self, m: RequestMetrics, labels: tuple[str, str]):
+        self._m, self._labels = m, labels
+        self.ttft, self.tpot, self.itl = m.ttft.labels(*labels), m.tpot.labels(*labels), m.itl.labels(*labels)
+        self.e2e, self.queue = m.e2e.labels(*labels), m.queue.labels(*labels)
+        self.prompt_tokens = m.prompt_tokens.labels(*labels)
+        self.generation_tokens = m.generation_tokens.labels(*labels)
+        self.in_flight = m.in_flight.labels(*labels)
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._usage: dict[tuple[str, ...], tuple[Any, Any, tuple[str, ...]]] = {}
+
+    def requests(self, status: str, finish: str) -> Any:
+        child = self._requests.get((status, finish))
+        if child is None:
+            child = self._requests[(status, finish)] = self._m.requests.labels(*self._labels, status, finish)
+        return child
+
+    def usage(self, tenant: str | None) -> tuple[Any, Any, Any]:
+        """(prompt tokens, completion tokens, labels for spend) per tenant when tenants are labels.
+        The spend child is made only when spent: an unpriced upstream shows no spend series."""
+        m = self._m
+        labels = (*self._labels, m.guard.value("tenant", tenant)) if m.tenant_label else self._labels
+        children = self._usage.get(labels)
+        if children is None:
+            children = self._usage[labels] = (m.usage_tokens.labels(*labels, "prompt"),
+                                              m.usage_tokens.labels(*labels, "completion"), labels)
+        return children
 
 
 class RequestTimer:
     """Times one request. Thread-safe; `finish` is idempotent and returns the same summary each time."""
 
     def __init__(self, owner: RequestMetrics, labels: tuple[str, str], *, names: tuple[str, str],
-                 price: tuple[float, float] | None = None, t0: float | None = None):
+                 price: tuple[float, float] | None = None, t0: float | None = None,
+                 series: _Series | None = None):
         self._m = owner
         self._labels = labels
         self._names = names
@@ -143,7 +181,7 @@ class RequestTimer:
         self._first: float | None = None
         self._last: float | None = None
         self._summary: RequestSummary | None = None
-        self._itl = owner.itl.labels(*labels)     # resolved once: token() runs for every chunk
+        self._s = series if series is not None else _Series(owner, labels)
 
     @property
     def finished(self) -> bool:
@@ -155,7 +193,7 @@ class RequestTimer:
             if self._queue_s is not None or self._summary is not None:
                 return
             self._queue_s = self._m.clock() - self._t0
-            self._m.queue.labels(*self._labels).observe(self._queue_s)
+            self._s.queue.observe(self._queue_s)
 
     def token(self, n_tokens: int = 1) -> None:
         """A streamed chunk with `n_tokens` tokens left the server: the first is TTFT, later gaps are ITL."""
@@ -167,9 +205,9 @@ class RequestTimer:
             now = self._m.clock()
             if self._first is None:
                 self._first = now
-                self._m.ttft.labels(*self._labels).observe(now - self._t0)
+                self._s.ttft.observe(now - self._t0)
             else:
-                self._itl.observe(now - self._last)
+                self._s.itl.observe(now - self._last)
             self._last = now
 
     def finish(self, *, status: str, finish_reason: str | None, prompt_tokens: int,
@@ -183,7 +221,7 @@ class RequestTimer:
 
     def _record(self, status: str, finish_reason: str | None, prompt: int, completion: int,
                 tenant: str | None) -> RequestSummary:
-        m, labels = self._m, self._labels
+        m, series = self._m, self._s
         now = m.clock()
         e2e = now - self._t0
         status_text = status_label(status)
@@ -192,21 +230,21 @@ class RequestTimer:
         if self._first is not None and self._last is not None and completion > 1:
             tpot = (self._last - self._first) / (completion - 1)
         if ok:
-            m.e2e.labels(*labels).observe(e2e)
+            series.e2e.observe(e2e)
             if tpot is not None:
-                m.tpot.labels(*labels).observe(tpot)
-        m.requests.labels(*labels, status_text, finish_label(finish_reason)).inc()
-        m.prompt_tokens.labels(*labels).inc(prompt)
-        m.generation_tokens.labels(*labels).inc(completion)
-        usage = (*labels, m.guard.value("tenant", tenant)) if m.tenant_label else labels
-        m.usage_tokens.labels(*usage, "prompt").inc(prompt)
-        m.usage_tokens.labels(*usage, "completion").inc(completion)
+                series.tpot.observe(tpot)
+        series.requests(status_text, finish_label(finish_reason)).inc()
+        series.prompt_tokens.inc(prompt)
+        series.generation_tokens.inc(completion)
+        prompt_usage, completion_usage, usage_labels = series.usage(tenant)
+        prompt_usage.inc(prompt)
+        completion_usage.inc(completion)
         spend = 0.0
         price = self._price
         if price is not None:
             spend = (prompt * price[0] + completion * price[1]) / 1e6
-            m.spend.labels(*usage).inc(spend)
-        m.in_flight.labels(*labels).dec()
+            m.spend.labels(*usage_labels).inc(spend)
+        series.in_flight.dec()
         ttft = self._first - self._t0 if self._first is not None else None
         reason = None if finish_reason is None else str(getattr(finish_reason, "value", finish_reason))
         return RequestSummary(model=self._names[0], upstream=self._names[1], status=status_text,

@@ -108,9 +108,12 @@ class Router:
         *,
         data_class: DataClass | None = None,
         pseudonymizer_factory: Callable[[], Pseudonymizer] | None = None,
+        stream: bool = True,
     ) -> RoutedStream:
         """Route and start `req`; returns once the first chunk is in hand. `data_class` None (no gateway
-        classified the request) means the configured `policy.default_data_class`."""
+        classified the request) means the configured `policy.default_data_class`. `stream` False: the
+        caller wants the whole answer at once, so an upstream that can answer in one body (a remote
+        one) is asked to."""
         if data_class is None:
             data_class = self.config.policy.default_data_class
         if data_class not in DATA_CLASSES:
@@ -136,7 +139,8 @@ class Router:
                     break
                 attempts += 1
                 try:
-                    return await self._start(up, cand.model, req, data_class, pseudonymizer_factory, attempts)
+                    return await self._start(up, cand.model, req, data_class, pseudonymizer_factory, attempts,
+                                             stream)
                 except InvalidRequest:
                     up.breaker.release()
                     raise
@@ -175,6 +179,7 @@ class Router:
         data_class: DataClass,
         pseudonymizer_factory: Callable[[], Pseudonymizer] | None,
         attempts: int,
+        stream: bool,
     ) -> RoutedStream:
         out = dataclasses.replace(req, model=model)
         restorer = None
@@ -188,9 +193,15 @@ class Router:
         deadline = loop.time() + t.total_s
         started = self._clock()
         up.requests += 1
-        agen = up.backends[model].generate(out)
+        backend = up.backends[model]
+        timed_here = not getattr(backend, "enforces_timeouts", False)   # else the backend keeps them
+        complete = None if stream else getattr(backend, "complete", None)
+        agen = complete(out) if complete is not None else backend.generate(out)
         try:
-            async with asyncio.timeout_at(min(deadline, loop.time() + t.first_token_s)):
+            if timed_here:
+                async with asyncio.timeout_at(min(deadline, loop.time() + t.first_token_s)):
+                    first = await anext(agen)
+            else:
                 first = await anext(agen)
         except BaseException as exc:
             await close_quietly(agen)
@@ -206,7 +217,8 @@ class Router:
         up.observe_ttft(self._clock() - started)
         up.breaker.record_success()
         return RoutedStream(upstream=up, model=model, data_class=data_class, agen=agen, first=first,
-                            restorer=restorer, attempts=attempts, idle_s=t.idle_s, deadline=deadline)
+                            restorer=restorer, attempts=attempts, idle_s=t.idle_s if timed_here else None,
+                            deadline=deadline)
 
     def _arrival_rps(self, model: str) -> float:
         window = self.config.energy.window_s

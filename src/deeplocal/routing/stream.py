@@ -68,7 +68,8 @@ class RoutedStream:
     """Async iterator of Chunks from the chosen upstream (the pre-fetched first one included).
 
     After the first chunk nothing is retried: a failure raises a typed error for the API to turn into
-    an SSE error event. `aclose()` cancels the upstream generation.
+    an SSE error event. `aclose()` cancels the upstream generation. `idle_s` None: the backend keeps
+    its own idle and total deadlines, so reads here are not timed a second time.
     """
 
     def __init__(
@@ -81,7 +82,7 @@ class RoutedStream:
         first: Chunk,
         restorer: StreamRestorer | None,
         attempts: int,
-        idle_s: float,
+        idle_s: float | None,
         deadline: float,
         on_end: Callable[[RoutedStream, bool | None], None] | None = None,
     ):
@@ -114,10 +115,13 @@ class RoutedStream:
             return self._restore(chunk)
         if self._ended:
             raise StopAsyncIteration
-        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout_at(min(self._deadline, loop.time() + self._idle_s)):
+            if self._idle_s is None:
                 chunk = await anext(self._agen)
+            else:
+                loop = asyncio.get_running_loop()
+                async with asyncio.timeout_at(min(self._deadline, loop.time() + self._idle_s)):
+                    chunk = await anext(self._agen)
         except StopAsyncIteration:
             self._end(ok=True)
             tail = self._restorer.flush() if self._restorer else ""

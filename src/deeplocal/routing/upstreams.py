@@ -15,7 +15,7 @@ from deeplocal.routing.config import AliasTarget, PriceSettings, RoutingSettings
 
 log = logging.getLogger(__name__)
 
-RemoteFactory = Callable[..., Backend]
+RemoteFactory = Callable[..., Backend]   # called like RemoteBackend(name, base_url, model=..., ...)
 _EWMA_ALPHA = 0.3
 
 
@@ -157,8 +157,10 @@ class UpstreamRegistry:
             timeouts = RemoteTimeouts(connect_s=t.connect_s, first_token_s=t.first_token_s,
                                       idle_s=t.idle_s, total_s=t.total_s)
             for model in sorted(wanted[name] or {s.model or name}):
+                # coalesce: the API re-frames every chunk anyway, so events that arrived together go
+                # on as one (fewer frames and writes per streamed answer).
                 backend = self._factory(name, s.base_url, model=model, api_key=api_key, timeouts=timeouts,
-                                        headers=dict(s.headers) or None)
+                                        headers=dict(s.headers) or None, coalesce=True)
                 await backend.start()
                 up.backends[model] = backend
                 self._owned.append(backend)

@@ -14,6 +14,8 @@ A step: {"kind": "ok" | "status" | "drop" | "malformed" | "hang" | "hang_after",
          "piece_chars" (split the reply every n characters instead of at spaces)}
 Every request is logged before it is answered; `outcome` becomes "completed" when a stream ends
 normally, "failed" when the server broke it on purpose, "cancelled" when the client went away.
+A request with `"stream": false` and an "ok" step gets one JSON body, as from a real server; with
+"sse_anyway": true in the step it gets the stream regardless (a server that ignores the flag).
 """
 
 from __future__ import annotations
@@ -109,6 +111,23 @@ async def _stream(body: dict[str, Any], step: dict[str, Any], entry: dict[str, A
             entry["outcome"] = "cancelled"
 
 
+async def _whole(body: dict[str, Any], step: dict[str, Any], entry: dict[str, Any]) -> Response:
+    await asyncio.sleep(float(step.get("delay_first_s", 0)))
+    text = _reply_text(body, step)
+    chat = "messages" in body
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": text}
+    else:
+        choice["text"] = text
+    usage = {"prompt_tokens": len(json.dumps(body.get("messages", body.get("prompt")))) // 4,
+             "completion_tokens": len(_pieces(text, step.get("piece_chars"))), "total_tokens": 0}
+    entry["outcome"] = "completed"
+    return JSONResponse({"id": "cmpl-fake", "object": "chat.completion" if chat else "text_completion",
+                         "created": int(time.time()), "model": body.get("model"), "choices": [choice],
+                         "usage": usage})
+
+
 def build_app(script: Script) -> Starlette:
     async def generate(request: Request) -> Response:
         body = await request.json()
@@ -128,6 +147,8 @@ def build_app(script: Script) -> Starlette:
             except asyncio.CancelledError:
                 entry["outcome"] = "cancelled"
                 raise
+        if body.get("stream") is False and kind == "ok" and not step.get("sse_anyway"):
+            return await _whole(body, step, entry)
         return StreamingResponse(_stream(body, step, entry), media_type="text/event-stream")
 
     async def models(request: Request) -> Response:

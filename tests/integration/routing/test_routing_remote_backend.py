@@ -145,3 +145,47 @@ async def test_stats_count_in_flight_and_closing_cancels_upstream(backend, cloud
 async def test_embeddings_come_back_in_input_order(backend, cloud):
     vectors = await backend.embed(["a", "abc"])
     assert vectors == [[1.0, 1.0], [3.0, 1.0]]
+
+
+async def test_complete_asks_for_one_body_and_gives_one_finished_chunk(backend, cloud):
+    chunks = [c async for c in backend.complete(chat("hello there", max_tokens=9))]
+    assert len(chunks) == 1 and chunks[0].text == "echo: hello there"
+    assert chunks[0].finish_reason is FinishReason.STOP and chunks[0].usage.completion_tokens == 3
+    (entry,) = cloud.log()
+    assert entry["body"]["stream"] is False and "stream_options" not in entry["body"]
+    assert backend.outcomes == {"completed": 1, "failed": 0, "cancelled": 0}
+
+
+async def test_complete_reads_a_stream_from_an_upstream_that_ignores_the_flag(backend, cloud):
+    cloud.script({"kind": "ok", "sse_anyway": True})
+    chunks = [c async for c in backend.complete(chat("hello there"))]
+    assert "".join(c.text for c in chunks) == "echo: hello there"
+    assert chunks[-1].finish_reason is FinishReason.STOP
+
+
+async def test_complete_maps_statuses_to_typed_errors(backend, cloud):
+    cloud.script({"kind": "status", "status": 429, "retry_after": 3})
+    with pytest.raises(Overloaded):
+        [c async for c in backend.complete(chat())]
+
+
+async def test_stopping_at_the_finish_chunk_counts_as_completed(backend, cloud):
+    for _ in range(3):
+        agen = backend.generate(chat("a b c"))
+        async for chunk in agen:
+            if chunk.finish_reason is not None:
+                break
+        await agen.aclose()
+    assert backend.outcomes == {"completed": 3, "failed": 0, "cancelled": 0}
+    assert [e["outcome"] for e in cloud.log()] == ["completed"] * 3
+
+
+async def test_coalesced_streams_carry_the_same_text(cloud):
+    b = RemoteBackend("cloud", cloud.base_url, model="m", coalesce=True)
+    try:
+        chunks = [c async for c in b.generate(chat("one two three four five"))]
+        assert "".join(c.text for c in chunks) == "echo: one two three four five"
+        assert len(chunks) < 6 and chunks[-1].finish_reason is FinishReason.STOP
+        assert all(c.finish_reason is None for c in chunks[:-1])
+    finally:
+        await b.stop()

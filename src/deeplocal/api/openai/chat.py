@@ -6,7 +6,6 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
 
 from deeplocal.api.deps import CallerDep, ServicesDep
 from deeplocal.api.openai import sse
@@ -14,6 +13,7 @@ from deeplocal.api.openai.assemble import ChatAssembler, Delta, chat_logprobs
 from deeplocal.api.openai.common import open_call, usage_dict
 from deeplocal.api.openai.mapper import chat_to_generation, tool_mode
 from deeplocal.api.openai.protocol import ChatCompletionRequest
+from deeplocal.api.openai.responses import CallJSONResponse, CallStreamingResponse, close_on_error
 from deeplocal.api.openai.serving import GenerationCall
 
 router = APIRouter()
@@ -46,17 +46,21 @@ async def create_chat_completion(body: ChatCompletionRequest, services: Services
     served = services.models.get(body.model)
     req = chat_to_generation(body, request_id=caller.request_id, defaults=served.defaults,
                              principal_id=getattr(caller.principal, "key_id", None))
-    call = await open_call(services, served, req, caller)
+    call = await open_call(services, served, req, caller, stream=bool(body.stream))
     assembler = _assembler(body, call)
     completion_id = f"chatcmpl-{caller.request_id}"
     created = int(time.time())
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            _stream(call, assembler, completion_id, created, served.id, body.logprobs, include_usage),
-            media_type="text/event-stream", headers={**call.headers(), "Cache-Control": "no-cache"})
-    return JSONResponse(await _collect(call, assembler, completion_id, created, served.id, body.logprobs),
-                        headers=call.headers())
+        return CallStreamingResponse(
+            call, _stream(call, assembler, completion_id, created, served.id, body.logprobs, include_usage),
+            headers={**call.headers(), "Cache-Control": "no-cache"})
+    try:
+        content = await _collect(call, assembler, completion_id, created, served.id, body.logprobs)
+    except BaseException as exc:
+        await close_on_error(call, exc)
+        raise
+    return CallJSONResponse(call, content, headers=call.headers())
 
 
 async def _stream(call: GenerationCall, assembler: ChatAssembler, cid: str, created: int, model: str,
@@ -67,10 +71,12 @@ async def _stream(call: GenerationCall, assembler: ChatAssembler, cid: str, crea
         choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return sse.event({**base, "choices": [choice]})
 
-    yield frame({"role": "assistant", "content": ""})
+    # Events that are ready together go out in one write: the opening with the first delta (already
+    # in hand when the response starts), the usage event with [DONE].
+    opening = frame({"role": "assistant", "content": ""})
     usage = None
     try:
-        async for chunk in call.chunks():
+        async for chunk in call.chunks(close_at_end=False):
             delta = assembler.feed(chunk)
             finish = None
             if chunk.finish_reason is not None:
@@ -82,21 +88,23 @@ async def _stream(call: GenerationCall, assembler: ChatAssembler, cid: str, crea
                 usage = chunk.usage
             if not delta.empty() or finish:
                 logprobs = chat_logprobs(delta.logprobs) if want_logprobs and delta.logprobs else None
-                yield frame(_delta_dict(delta), finish, logprobs)
+                yield opening + frame(_delta_dict(delta), finish, logprobs)
+                opening = ""
+            elif opening:
+                yield opening
+                opening = ""
     except Exception as exc:  # noqa: BLE001  # after headers were sent an error can only be an event
-        yield sse.error_event(exc)
-        yield sse.DONE
+        yield opening + sse.error_event(exc) + sse.DONE
         return
-    if include_usage and usage is not None:
-        yield sse.event({**base, "choices": [], "usage": usage_dict(usage)})
-    yield sse.DONE
+    end = sse.event({**base, "choices": [], "usage": usage_dict(usage)}) if include_usage and usage else ""
+    yield opening + end + sse.DONE
 
 
 async def _collect(call: GenerationCall, assembler: ChatAssembler, cid: str, created: int, model: str,
                    want_logprobs: bool) -> dict:
     content, reasoning, tool_calls, logprobs = [], [], [], []
     finish, usage = None, None
-    async for chunk in call.chunks():
+    async for chunk in call.chunks(close_at_end=False):
         parts = [assembler.feed(chunk)]
         if chunk.finish_reason is not None:
             parts.append(assembler.finish())

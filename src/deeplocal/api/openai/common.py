@@ -10,8 +10,9 @@ from deeplocal.gateway.pii.data_class import parse_data_class
 
 
 async def open_call(services: Services, served: ServedModel, req: GenerationRequest,
-                    caller: Caller) -> GenerationCall:
-    """Check access, then start the generation and wait for its first chunk (errors stay HTTP)."""
+                    caller: Caller, *, stream: bool = True) -> GenerationCall:
+    """Check access, then start the generation and wait for its first chunk (errors stay HTTP).
+    `stream`: whether the client streams (a non-streaming one lets a remote upstream answer whole)."""
     if services.gateway is not None and caller.principal is not None:
         services.gateway.require_model(caller.principal, served.id)
     data_class, findings, pseudonymizer = None, (), None
@@ -24,7 +25,8 @@ async def open_call(services: Services, served: ServedModel, req: GenerationRequ
     settings = services.state.get("settings")
     timeout = settings.server.request_timeout_s if settings is not None else None
     call = GenerationCall(services, served, req, principal=caller.principal, data_class=data_class,
-                          timeout_s=timeout, finding_types=findings, pseudonymizer_factory=pseudonymizer)
+                          timeout_s=timeout, finding_types=findings, pseudonymizer_factory=pseudonymizer,
+                          stream=stream)
     await call.open()
     return call
 

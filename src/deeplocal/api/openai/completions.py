@@ -6,7 +6,6 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
 
 from deeplocal.api.deps import CallerDep, ServicesDep
 from deeplocal.api.openai import sse
@@ -14,6 +13,7 @@ from deeplocal.api.openai.assemble import completion_logprobs
 from deeplocal.api.openai.common import open_call, usage_dict
 from deeplocal.api.openai.mapper import completion_to_generation
 from deeplocal.api.openai.protocol import CompletionRequest
+from deeplocal.api.openai.responses import CallJSONResponse, CallStreamingResponse, close_on_error
 from deeplocal.api.openai.serving import GenerationCall
 
 router = APIRouter()
@@ -24,27 +24,35 @@ async def create_completion(body: CompletionRequest, services: ServicesDep, call
     served = services.models.get(body.model)
     req = completion_to_generation(body, request_id=caller.request_id, defaults=served.defaults,
                                    principal_id=getattr(caller.principal, "key_id", None))
-    call = await open_call(services, served, req, caller)
+    call = await open_call(services, served, req, caller, stream=bool(body.stream))
     cid, created = f"cmpl-{caller.request_id}", int(time.time())
     echo = body.prompt if body.echo and isinstance(body.prompt, str) else ""
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(_stream(call, cid, created, served.id, echo, include_usage),
-                                 media_type="text/event-stream",
-                                 headers={**call.headers(), "Cache-Control": "no-cache"})
+        return CallStreamingResponse(call, _stream(call, cid, created, served.id, echo, include_usage),
+                                     headers={**call.headers(), "Cache-Control": "no-cache"})
+    try:
+        body_out = await _collect(call, cid, created, served.id, echo, body.logprobs is not None)
+    except BaseException as exc:
+        await close_on_error(call, exc)
+        raise
+    return CallJSONResponse(call, body_out, headers=call.headers())
+
+
+async def _collect(call: GenerationCall, cid: str, created: int, model: str, echo: str,
+                   want_logprobs: bool) -> dict:
     text, logprobs, finish, usage = [echo], [], None, None
-    async for chunk in call.chunks():
+    async for chunk in call.chunks(close_at_end=False):
         text.append(chunk.text)
         logprobs.extend(chunk.logprobs)
         if chunk.finish_reason is not None:
             finish, usage = chunk.finish_reason.value, chunk.usage
-    body_out = {
-        "id": cid, "object": "text_completion", "created": created, "model": served.id,
+    return {
+        "id": cid, "object": "text_completion", "created": created, "model": model,
         "choices": [{"index": 0, "text": "".join(text), "finish_reason": finish,
-                     "logprobs": completion_logprobs(logprobs, len(echo)) if body.logprobs is not None else None}],
+                     "logprobs": completion_logprobs(logprobs, len(echo)) if want_logprobs else None}],
         "usage": usage_dict(usage) if usage else None,
     }
-    return JSONResponse(body_out, headers=call.headers())
 
 
 async def _stream(call: GenerationCall, cid: str, created: int, model: str, echo: str,
@@ -55,7 +63,7 @@ async def _stream(call: GenerationCall, cid: str, created: int, model: str, echo
     if echo:
         yield sse.event({**base, "choices": [{"index": 0, "text": echo, "logprobs": None, "finish_reason": None}]})
     try:
-        async for chunk in call.chunks():
+        async for chunk in call.chunks(close_at_end=False):
             finish = chunk.finish_reason.value if chunk.finish_reason is not None else None
             if chunk.text or finish or chunk.logprobs:
                 lp = completion_logprobs(list(chunk.logprobs), offset) if chunk.logprobs else None
@@ -65,9 +73,7 @@ async def _stream(call: GenerationCall, cid: str, created: int, model: str, echo
             if finish:
                 usage = chunk.usage
     except Exception as exc:  # noqa: BLE001  # headers are sent: the error becomes an SSE event
-        yield sse.error_event(exc)
-        yield sse.DONE
+        yield sse.error_event(exc) + sse.DONE
         return
-    if include_usage and usage is not None:
-        yield sse.event({**base, "choices": [], "usage": usage_dict(usage)})
-    yield sse.DONE
+    end = sse.event({**base, "choices": [], "usage": usage_dict(usage)}) if include_usage and usage else ""
+    yield end + sse.DONE   # in one write

@@ -9,8 +9,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from deeplocal.api.openai.deadline import RequestDeadline
 from deeplocal.api.services import ServedModel, Services
-from deeplocal.engine.errors import GenerationTimeout
 from deeplocal.engine.types import Chunk, GenerationRequest, Usage
 from deeplocal.metrics.logging import log_request, request_log_line
 
@@ -22,13 +22,16 @@ class GenerationCall:
 
     def __init__(self, services: Services, served: ServedModel, req: GenerationRequest, *,
                  principal: Any = None, data_class: str | None = None, timeout_s: float | None = None,
-                 finding_types: tuple[str, ...] = (), pseudonymizer_factory: Any = None):
+                 finding_types: tuple[str, ...] = (), pseudonymizer_factory: Any = None, stream: bool = True):
+        """`stream` False: the client takes the answer whole, so a routed remote upstream is asked for
+        one body instead of a stream."""
         self.services = services
         self.served = served
         self.req = req
         self.principal = principal
         self.data_class = data_class
         self.finding_types = finding_types
+        self.stream = stream
         self._pseudonymizer_factory = pseudonymizer_factory
         privacy = services.privacy
         self._keep_text = privacy is not None and privacy.stores_bodies
@@ -43,9 +46,10 @@ class GenerationCall:
         self._usage: Usage | None = None
         self._started = time.monotonic()
         self._arrival = services.metrics.now() if services.metrics is not None else None
-        self._deadline = self._started + timeout_s if timeout_s else None
+        self._deadline = RequestDeadline(timeout_s) if timeout_s else None
         self._closed = False
         self._finish_reason = None
+        self.status = "499"   # until the generation ends normally
 
     async def open(self) -> None:
         gateway, backend = self.services.gateway, self.served.backend
@@ -67,7 +71,8 @@ class GenerationCall:
         try:
             if not local:
                 routed = await self.services.router.open(self.req, data_class=self.data_class,
-                                           pseudonymizer_factory=self._pseudonymizer_factory)
+                                                         pseudonymizer_factory=self._pseudonymizer_factory,
+                                                         stream=self.stream)
                 self.upstream, self._stream = routed.upstream, routed
                 self._start_timer()                   # from arrival: routing time counts in TTFT
                 self._first = await self._next()
@@ -86,12 +91,7 @@ class GenerationCall:
     async def _next(self) -> Chunk:
         if self._deadline is None:
             return await self._stream.__anext__()
-        try:
-            async with asyncio.timeout(max(0.0, self._deadline - time.monotonic())):
-                return await self._stream.__anext__()
-        except TimeoutError:
-            raise GenerationTimeout("the request ran past its time limit "
-                                    f"({self._deadline - self._started:.0f}s) and was stopped") from None
+        return await self._deadline.run(self._stream.__anext__())
 
     def _start_timer(self) -> None:
         metrics = self.services.metrics
@@ -104,8 +104,13 @@ class GenerationCall:
             out.update(self.services.gateway.rate_limit_headers(self._reservation))
         return out
 
-    async def chunks(self) -> AsyncIterator[Chunk]:
-        """All chunks, the pre-fetched first one included. Closing the iterator cancels generation."""
+    async def chunks(self, *, close_at_end: bool = True) -> AsyncIterator[Chunk]:
+        """All chunks, the pre-fetched first one included. Closing the iterator cancels generation.
+
+        With `close_at_end` False a generation that ends normally is left for the caller to close
+        (`close(status=self.status)`) once its answer is sent, which keeps metering, the ledger, the
+        audit record and the request log off the client's wait; a failed or abandoned one is closed here.
+        """
         status = "499"
         try:
             chunk = self._first
@@ -126,16 +131,22 @@ class GenerationCall:
                     self._timer.token(len(chunk.token_ids))
         except StopAsyncIteration:
             status = "200"
+        except asyncio.CancelledError:   # the client went away (or the server is cutting it short)
+            raise
         except BaseException as exc:
             status = str(getattr(exc, "status_code", 500))
             raise
         finally:
-            await self.close(status=status)
+            self.status = status
+            if close_at_end or status != "200":
+                await self.close(status=status)
 
     async def close(self, *, status: str) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._deadline is not None:
+            self._deadline.cancel()
         stream = self._stream
         if stream is not None and hasattr(stream, "aclose"):
             try:
@@ -159,7 +170,7 @@ class GenerationCall:
         if self._reservation is not None:
             await self.services.gateway.settle(self._reservation, prompt_tokens=usage.prompt_tokens,
                                                completion_tokens=usage.completion_tokens,
-                                               upstream=self.upstream, status=status)
+                                               upstream=self.upstream, status=status, wait=False)
         privacy = self.services.privacy
         if privacy is not None:
             await privacy.record(

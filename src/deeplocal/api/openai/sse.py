@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 DONE = "data: [DONE]\n\n"
 
 
 def event(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    """One `data:` event: compact JSON, non-ASCII as UTF-8 (what json.dumps(ensure_ascii=False) writes)."""
+    return f"data: {orjson.dumps(payload).decode()}\n\n"
 
 
 def error_event(exc: BaseException) -> str:

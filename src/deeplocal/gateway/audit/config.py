@@ -27,6 +27,10 @@ class AuditSettings(BaseModel):
     # never: leave it to the OS.
     fsync: Literal["always", "interval", "never"] = "interval"
     fsync_interval_s: float = Field(1.0, gt=0)
+    # The server appends records on a background thread, several per write: a record waits at most
+    # this long for company (with fsync "always" the request waits until its record is durable).
+    # Shutdown writes everything still queued.
+    batch_s: float = Field(0.02, ge=0, le=5)
     segment_max_bytes: int = Field(64 * 1024 * 1024, ge=4096)
     # Records older than this many days are removed by `deeplocal audit prune` (None: keep all).
     retention_days: int | None = Field(None, ge=1)

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -91,32 +92,54 @@ class AuditLog:
 
     def append(self, record: AuditRecord) -> int:
         """Append one record; returns its sequence number."""
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[AuditRecord]) -> list[int]:
+        """Append records in order under one lock and (mostly) one write; returns their sequence numbers."""
+        entries = [self._entry(record) for record in records]   # encryption outside the lock
+        with self._mutex, file_lock(self._lock()):
+            return self._append_locked(entries)
+
+    def _entry(self, record: AuditRecord) -> dict[str, Any]:
         entry: dict[str, Any] = {"v": FORMAT_VERSION, "seq": 0, "prev": GENESIS, "rec": record.metadata(),
                                  "bc": None, "body": None}
         if self.store_bodies and record.has_body and self.keys is not None:
             plaintext = json.dumps(record.bodies(), ensure_ascii=False).encode()
             body = self.keys.encrypt(plaintext, aad=record.request_id.encode())
             entry["body"], entry["bc"] = body, body_commitment(body)
-        with self._mutex, file_lock(self._lock()):
-            return self._append_locked(entry)
+        return entry
 
-    def _append_locked(self, entry: dict[str, Any]) -> int:
+    def _append_locked(self, entries: list[dict[str, Any]]) -> list[int]:
         tail = self._current_tail()
-        if tail.size >= self._max_bytes:
-            self._tail = tail = self._read_tail()  # another writer may have rolled already
-            if tail.size >= self._max_bytes:
-                tail = self._roll(tail)
-        entry["seq"], entry["prev"] = tail.seq + 1, tail.hash
-        entry["h"] = link_hash(entry, self.keys)
-        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        seqs: list[int] = []
+        pending = bytearray()
+        for entry in entries:
+            if tail.size + len(pending) >= self._max_bytes:
+                if pending:
+                    self._write(tail, bytes(pending))
+                    pending.clear()
+                self._tail = tail = self._read_tail()  # another writer may have rolled already
+                if tail.size >= self._max_bytes:
+                    tail = self._roll(tail)
+            entry["seq"], entry["prev"] = tail.seq + 1, tail.hash
+            entry["h"] = link_hash(entry, self.keys)
+            pending += (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            tail.seq, tail.hash = entry["seq"], entry["h"]
+            seqs.append(tail.seq)
+        if pending:
+            self._write(tail, bytes(pending))
+        return seqs
+
+    def _write(self, tail: _Tail, data: bytes) -> None:
         fd = self._segment_fd(tail.segment)
-        os.write(fd, line)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
         now = time.monotonic()
         if self._fsync == "always" or (self._fsync == "interval" and now - self._last_sync >= self._fsync_interval):
             os.fsync(fd)
             self._last_sync = now
-        tail.seq, tail.hash, tail.size = entry["seq"], entry["h"], tail.size + len(line)
-        return tail.seq
+        tail.size += len(data)
 
     def _current_tail(self) -> _Tail:
         """The last seq and hash; re-read from disk only when another writer changed the segment."""
@@ -227,5 +250,4 @@ class AuditLog:
     def _append_event(self, event: str, detail: dict[str, Any]) -> None:
         rec = AuditRecord(request_id=f"{event}-{time.time_ns()}", principal="deeplocal-admin", event=event,
                           detail=json.dumps(detail, sort_keys=True))
-        self._append_locked({"v": FORMAT_VERSION, "seq": 0, "prev": GENESIS, "rec": rec.metadata(),
-                             "bc": None, "body": None})
+        self._append_locked([self._entry(rec)])

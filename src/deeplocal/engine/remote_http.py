@@ -1,0 +1,147 @@
+"""HTTP plumbing for RemoteBackend, on aiohttp: one pooled keep-alive session per backend, a POST whose
+failures become typed engine errors, a watchdog that enforces a stream's deadlines with one timer, and
+a splitter that turns received bytes into SSE lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from deeplocal.engine import remote_wire as wire
+from deeplocal.engine.errors import BackendUnavailable, UpstreamError
+
+# Idle pooled connections are dropped after this, before a typical server's own keep-alive limit
+# (uvicorn: 5 s) closes them under us.
+KEEPALIVE_S = 4.0
+_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+class UpstreamTimeout(UpstreamError):
+    """An upstream did not connect, start or finish within its configured time."""
+
+    status_code = 504
+    code = "upstream_timeout"
+
+
+def make_session(connect_s: float) -> aiohttp.ClientSession:
+    """A session with an unbounded keep-alive pool and no cookie jar. `connect_s` bounds opening a
+    socket (a pooled connection needs no timer); the caller's deadline bounds everything else."""
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect_s)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
+                                 cookie_jar=aiohttp.DummyCookieJar())
+
+
+async def post(session: aiohttp.ClientSession, name: str, url: URL, body: bytes, headers: Mapping[str, str],
+               *, deadline: float) -> aiohttp.ClientResponse:
+    """POST and wait for the response headers by `deadline`; a status >= 400 is raised as its typed error."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            response = await session.post(url, data=body, headers=headers)
+    except TimeoutError as exc:
+        raise UpstreamTimeout(f"upstream {name!r} sent no response headers in time") from exc
+    except _CONNECT_ERRORS as exc:
+        raise BackendUnavailable(f"upstream {name!r} is unreachable: {exc!r}") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"upstream {name!r} failed before responding: {exc!r}") from exc
+    if response.status >= 400:
+        try:
+            async with asyncio.timeout_at(deadline):
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError):
+            raw = b""
+        finally:
+            response.release()
+        raise wire.error_from_status(name, response.status, raw.decode("utf-8", "replace"), response.headers)
+    return response
+
+
+async def read_body(response: aiohttp.ClientResponse, name: str, *, deadline: float) -> bytes:
+    """The whole response body by `deadline` (the connection goes back to the pool)."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await response.read()
+    except TimeoutError as exc:
+        raise UpstreamTimeout(f"upstream {name!r}: no complete answer in time") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"upstream {name!r} dropped the response: {exc!r}") from exc
+
+
+class StreamWatch:
+    """The deadlines of one streamed response, kept by one timer instead of one per read.
+
+    Before each read the caller states the deadline for it (`expect`); the timer is moved only when
+    that deadline comes earlier than the armed one. When the timer fires during a read past its
+    deadline, the response's reader is failed with UpstreamTimeout, which the pending read raises.
+    Between reads (the consumer holding a chunk) nothing expires.
+    """
+
+    def __init__(self, content: aiohttp.StreamReader, name: str):
+        self._loop = asyncio.get_running_loop()
+        self._content = content
+        self._name = name
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed = math.inf
+        self._deadline = math.inf
+        self._what = ""
+        self.waiting = False
+
+    def expect(self, deadline: float, what: str) -> None:
+        """The next read must complete by `deadline` (loop time); `what` names it in the error."""
+        self._deadline, self._what = deadline, what
+        if deadline < self._armed:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = self._loop.call_at(deadline, self._fire)
+            self._armed = deadline
+
+    def _fire(self) -> None:
+        self._handle, self._armed = None, math.inf
+        if not self.waiting:
+            return   # the next expect() arms it again
+        if self._loop.time() < self._deadline:
+            self.expect(self._deadline, self._what)
+            return
+        self._content.set_exception(UpstreamTimeout(f"upstream {self._name!r}: no {self._what} in time"))
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle, self._armed = None, math.inf
+
+
+class LineSplitter:
+    """Bytes in, complete lines out (without terminators: LF, CRLF or CR, as SSE allows)."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        data = self._rest + data if self._rest else data
+        if b"\r" in data:
+            return self._feed_with_cr(data)
+        *lines, self._rest = data.split(b"\n")
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def _feed_with_cr(self, data: bytes) -> list[str]:
+        if data.endswith(b"\r"):   # maybe half of a CRLF: wait for the next byte
+            data, tail = data[:-1], b"\r"
+        else:
+            tail = b""
+        *lines, rest = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        self._rest = rest + tail
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def flush(self) -> list[str]:
+        rest, self._rest = self._rest.rstrip(b"\r"), b""
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
+def json_headers(base: Mapping[str, str], *, accept: str) -> dict[str, Any]:
+    return {**base, "Accept": accept, "Content-Type": "application/json"}
