@@ -62,10 +62,11 @@ routing:
             assert r.status_code == 200 and "echo: hi" in _text(r)
     assert srv.stop() == 0
     db = sqlite3.connect(tmp_path / "data" / "deeplocal.db")
-    rows = db.execute("SELECT status, upstream FROM usage_ledger").fetchall()
+    rows = db.execute("SELECT status, upstream, request_id FROM usage_ledger").fetchall()
     leases = db.execute("SELECT count(*) FROM stream_leases").fetchone()[0]
     db.close()
-    assert rows == [("200", "cloud")] * n and leases == 0
+    assert [r[:2] for r in rows] == [("200", "cloud")] * n and leases == 0
+    assert len({r[2] for r in rows}) == n and all(r[2] for r in rows)   # each row names its request
     verify = subprocess.run([sys.executable, "-m", "deeplocal", "audit", "verify", "--json"], env=env,
                             cwd=tmp_path, capture_output=True, text=True, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -170,7 +170,8 @@ class GenerationCall:
         if self._reservation is not None:
             await self.services.gateway.settle(self._reservation, prompt_tokens=usage.prompt_tokens,
                                                completion_tokens=usage.completion_tokens,
-                                               upstream=self.upstream, status=status, wait=False)
+                                               upstream=self.upstream, status=status,
+                                               request_id=self.req.request_id, wait=False)
         privacy = self.services.privacy
         if privacy is not None:
             await privacy.record(
