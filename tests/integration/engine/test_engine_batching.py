@@ -252,3 +252,31 @@ async def test_burst_with_one_system_prompt_computes_it_once(backend_factory, un
     last = await asyncio.gather(*tasks)
     reused = sorted(x.usage.cached_tokens for x in last)
     assert reused[0] == 0 and all(n > 150 for n in reused[1:]), reused
+
+
+def test_short_cached_prefix_does_not_split_the_running_slots():
+    """Per-sequence streams: a cache hit on a few shared tokens (the chat template) is dropped when
+    taking that slot would split the running slots into more runs; a long hit is kept."""
+    import llama_cpp as lc
+
+    from deeplocal.engine.llamacpp.kv import KvManager
+    from deeplocal.engine.llamacpp.model import LlamaModel, new_context
+
+    model = LlamaModel(bundled_model_path())
+    ctx = new_context(model, n_ctx=4 * 512, n_batch=512, n_seq_max=4, n_threads=1, unified=False)
+    try:
+        kv = KvManager(ctx, n_cells=4 * 512, n_slots=4, prefix_cache=True, per_slot=512)
+        prompts = [[1, 2, 3] + [10 + i] * 100 for i in range(4)]
+        for i, p in enumerate(prompts):
+            assert kv.allocate(p) == (i, 0)
+            kv.grow(i, len(p))
+        kv.release(0, prompts[0])
+        kv.release(2, prompts[2])                     # running: 1 and 3; cached: 0 and 2
+        slot, reused = kv.allocate([1, 2, 3, 99, 98])  # shares 3 tokens with slot 0's entry
+        assert (slot, reused) == (2, 0)               # slot 2 joins 1 and 3 into one run
+        kv.grow(2, 5)
+        slot, reused = kv.allocate(prompts[0][:80] + [7])   # 80 tokens of slot 0's entry: worth it
+        assert (slot, reused) == (0, 80)
+    finally:
+        lc.llama_free(ctx)
+        model.close()

@@ -29,7 +29,7 @@ RATE_WINDOW_S = 10.0
 class LlamaEngine:
     def __init__(self, model: LlamaModel, *, n_ctx: int, n_threads: int, max_num_seqs: int,
                  max_num_batched_tokens: int, max_queue: int, prefix_cache: bool = True,
-                 kv_unified: bool = True):
+                 kv_unified: bool = False):
         self.model = model
         self.max_queue = max_queue
         # Unified: all sequences share the cells (flexible, prefixes shared across sequences).
@@ -40,6 +40,11 @@ class LlamaEngine:
         self._ctx = new_context(model, n_ctx=n_ctx, n_batch=max_num_batched_tokens,
                                 n_seq_max=n_slots, n_threads=n_threads, unified=kv_unified)
         n_cells = lc.llama_n_ctx(self._ctx)
+        if prefix_cache and not model.reusable_prefixes:
+            # Sliding-window layers drop old cells and recurrent state cannot be cut at a position:
+            # a reused prefix would attend over missing cells. Recompute every prompt instead.
+            log.info("prefix cache off: %s has sliding-window or recurrent layers", model.info.path.name)
+            prefix_cache = False
         self.kv = KvManager(self._ctx, n_cells=n_cells, n_slots=n_slots, prefix_cache=prefix_cache,
                             per_slot=None if kv_unified else n_cells // n_slots)
         self.n_ctx = self.kv.capacity_per_sequence   # the longest sequence this engine can hold

@@ -84,6 +84,12 @@ class KvManager:
         """The longest prefix of `prompt` a finished sequence left in the cache."""
         return max((common_prefix(e.tokens, prompt) for e in self._cache.values()), default=0)
 
+    def worth_copying(self, shared: int, cached: int) -> bool:
+        """Copy `shared` tokens from a running sequence rather than use `cached` from the cache?
+        With separate streams a copy moves a whole stream, so it must win by MIN_STREAM_COPY."""
+        margin = MIN_STREAM_COPY if self.per_slot is not None else 1
+        return shared >= MIN_STREAM_COPY and shared >= cached + margin
+
     # -- lifecycle ---------------------------------------------------------------------------
     def allocate(self, prompt: list[int]) -> tuple[int, int]:
         """Give a sequence a slot, reusing the longest prefix in the cache or in a running sequence.
@@ -95,14 +101,16 @@ class KvManager:
                 n = common_prefix(entry.tokens, prompt)
                 if n > best_len:
                     best_slot, best_len = slot, n
-            # A running sequence's prompt (a system prompt shared by concurrent requests). With
-            # separate streams this copies a whole stream, worth it only for a long enough prefix.
-            floor = best_len + (MIN_STREAM_COPY if self.per_slot is not None else 1)
+            # A running sequence's prompt (a system prompt shared by concurrent requests).
+            cached_len = best_len
             for slot, tokens in self._live.items():
                 n = min(common_prefix(tokens, prompt), self._held.get(slot, 0))
-                if n >= floor and n > best_len:
+                if n > best_len and self.worth_copying(n, cached_len):
                     best_slot, best_len, live = slot, n, True
             best_len = min(best_len, len(prompt) - 1)  # the last prompt token must be decoded for logits
+        if best_len > 0 and not live and self.per_slot is not None and best_len < MIN_STREAM_COPY \
+                and self._runs_added(best_slot) > self._runs_added(self._contiguous_choice(-1)):
+            best_len = 0     # a short reuse (the chat template) is not worth a gap between streams
         if best_len <= 0:
             best_slot, best_len, live = -1, 0, False
         if self.per_slot is not None and best_len > 0 and not live:   # reuse the cached slot in place
@@ -179,20 +187,26 @@ class KvManager:
         (one graph each), so prefer the slot that leaves the fewest runs (one that closes a gap,
         then one next to a running slot); then a free slot over a cached one (keeps prefixes),
         then the least recently used cache entry. -1: none."""
-        held = self._held
-        lru = {slot: i for i, slot in enumerate(self._cache)}
-        choices = list(self._free_slots) + [s for s in self._cache if s != avoid]
-        if not choices:
+        slot = self._contiguous_choice(avoid)
+        if slot < 0:
             return -1
-
-        def cost(slot: int) -> tuple[int, int, int]:
-            new_runs = 1 - (slot - 1 in held) - (slot + 1 in held) if held else 0
-            return (new_runs, lru.get(slot, -1), slot)
-
-        slot = min(choices, key=cost)
         if slot in self._cache:
             del self._cache[slot]
             lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
         else:
             self._free_slots.remove(slot)
         return slot
+
+    def _contiguous_choice(self, avoid: int) -> int:
+        lru = {slot: i for i, slot in enumerate(self._cache)}
+        choices = list(self._free_slots) + [s for s in self._cache if s != avoid]
+        if not choices:
+            return -1
+        return min(choices, key=lambda slot: (self._runs_added(slot), lru.get(slot, -1), slot))
+
+    def _runs_added(self, slot: int) -> int:
+        """How many more runs of consecutive running slots there would be with `slot` taken."""
+        held = self._held
+        if slot < 0 or not held:
+            return 0
+        return 1 - (slot - 1 in held) - (slot + 1 in held)

@@ -72,6 +72,13 @@ class LlamaModel:
     def ptr(self):
         return self._ptr
 
+    @property
+    def reusable_prefixes(self) -> bool:
+        """Can a prefix of one sequence's KV serve another? Not with sliding-window attention
+        (old cells are dropped as a sequence grows) or recurrent state (no cut at a position)."""
+        return (lc.llama_model_n_swa(self._ptr) == 0 and not lc.llama_model_is_recurrent(self._ptr)
+                and not lc.llama_model_is_hybrid(self._ptr))
+
     def _desc(self) -> str:
         buf = ctypes.create_string_buffer(256)
         lc.llama_model_desc(self._ptr, buf, 256)

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from deeplocal.engine.llamacpp.kv import MIN_STREAM_COPY, KvManager, common_prefix
+from deeplocal.engine.llamacpp.kv import KvManager, common_prefix
 from deeplocal.engine.llamacpp.sequence import SeqStatus, Sequence
-
-MIN_SHARED_PREFIX = MIN_STREAM_COPY   # tokens worth waiting for rather than computing twice
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +92,21 @@ class Scheduler:
 
     def _admit(self) -> None:
         deferred: list[Sequence] = []
+        try:
+            self._admit_some(deferred)
+        finally:   # deferred sequences go back to the head of the queue whatever happened
+            self.waiting.extendleft(reversed(deferred))
+
+    def _admit_some(self, deferred: list[Sequence]) -> None:
         while self.waiting and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
             if not self.kv.can_allocate(seq.length + 1):
                 break
-            self.waiting.popleft()
             if self._prefix_in_flight(seq):
-                deferred.append(seq)
+                deferred.append(self.waiting.popleft())
                 continue
             seq.slot, reused = self.kv.allocate(seq.tokens)
+            self.waiting.popleft()       # only now: a failure above leaves it queued, to be failed
             seq.n_cached = reused
             if not seq.output:
                 seq.prefix_hit = reused
@@ -111,7 +115,6 @@ class Scheduler:
             if seq.on_admitted is not None:
                 callback, seq.on_admitted = seq.on_admitted, None
                 callback()
-        self.waiting.extendleft(reversed(deferred))
 
     def _prefix_in_flight(self, seq: Sequence) -> bool:
         """A running sequence is still computing a long prefix of this prompt (a burst of requests
@@ -122,8 +125,7 @@ class Scheduler:
             if other.output or other.n_cached >= len(other.prompt) - 1:
                 continue                                   # its prompt is already in the KV
             shared = common_prefix(other.prompt, seq.prompt)
-            if shared >= MIN_SHARED_PREFIX and other.n_cached < shared \
-                    and self.kv.cached_prefix(seq.prompt) < shared:
+            if other.n_cached < shared and self.kv.worth_copying(shared, self.kv.cached_prefix(seq.prompt)):
                 return True
         return False
 
