@@ -97,7 +97,8 @@ def start(name: str, args: argparse.Namespace, model: Path, log: Path) -> tuple[
         env, ready, model_id = dict(os.environ), f"http://127.0.0.1:{port}/v1/models", MODEL_NAME
     else:
         cmd = [args.llama_server, "-m", str(model), "--port", str(port), "-t", t, "-c", ctx,
-               "--parallel", str(args.llama_server_parallel), "--cont-batching", "--alias", MODEL_NAME]
+               "--parallel", str(args.llama_server_parallel), "--cont-batching", "--alias", MODEL_NAME,
+               *args.llama_server_arg]
         env, ready, model_id = dict(os.environ), f"http://127.0.0.1:{port}/health", MODEL_NAME
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     wait_http(ready, proc, log, 180)
@@ -222,6 +223,8 @@ def main() -> int:
     p.add_argument("--max-level-s", type=float, default=300)
     p.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER", ""))
     p.add_argument("--llama-server-parallel", type=int, default=8)
+    p.add_argument("--llama-server-arg", action="append", default=[],
+                   help="one more llama-server argument (repeatable), e.g. --llama-server-arg=--kv-unified")
     p.add_argument("--max-num-seqs", type=int, default=16, help="deeplocal's batch size")
     p.add_argument("--kv-unified", choices=["true", "false"], default="false",
                    help="deeplocal's KV layout: one shared pool, or n_ctx / max_num_seqs per sequence")

@@ -49,36 +49,15 @@ def build_bodies(chunks: int) -> tuple[bytes, list[bytes], bytes]:
         ],
         "usage": usage,
     }
+    head = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "fake"}
     events = []
     for i, piece in enumerate(pieces):
         delta: dict[str, Any] = {"content": piece}
         if i == 0:
             delta["role"] = "assistant"
-        events.append(
-            _event(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion.chunk",
-                    "created": 1_700_000_000,
-                    "model": "fake",
-                    "choices": [
-                        {"index": 0, "delta": delta, "finish_reason": "stop" if i == chunks - 1 else None}
-                    ],
-                }
-            )
-        )
-    events.append(
-        _event(
-            {
-                "id": "chatcmpl-fake",
-                "object": "chat.completion.chunk",
-                "created": 1_700_000_000,
-                "model": "fake",
-                "choices": [],
-                "usage": usage,
-            }
-        )
-    )
+        finish = "stop" if i == chunks - 1 else None
+        events.append(_event({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+    events.append(_event({**head, "choices": [], "usage": usage}))
     events.append(_event("[DONE]"))
     models = {"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "bench"}]}
     return json.dumps(full).encode(), events, json.dumps(models).encode()

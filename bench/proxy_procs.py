@@ -88,6 +88,12 @@ def wait_idle(pids: list[int], *, below: float = 0.05, limit_s: float = 10.0) ->
             return
 
 
+def launch(cmd: list[str], log: Path, *, cpu: int | None, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start a server process (pinned to `cpu` if given) with stdout and stderr in `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(pinned(cmd, cpu), stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+
+
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -160,17 +166,8 @@ routing:
     key = json.loads(created.stdout)["key"]
     port = free_port()
     log = work / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            pinned(
-                [sys.executable, "-m", "deeplocal", "serve", "--port", str(port), "--auth", "--threads", "1"],
-                cpu,
-            ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=work,
-            env=env,
-        )
+    proc = launch([sys.executable, "-m", "deeplocal", "serve", "--port", str(port), "--auth", "--threads", "1"],
+                  log, cpu=cpu, cwd=work, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/ready", proc, log, 120)
     headers = {"Authorization": f"Bearer {key}", "X-Data-Class": data_class}
@@ -201,27 +198,8 @@ model_list:
     }
     env.pop("DATABASE_URL", None)
     log = work / "litellm.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            pinned(
-                [
-                    str(exe),
-                    "--config",
-                    str(work / "cfg.yaml"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--num_workers",
-                    "1",
-                ],
-                cpu,
-            ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=work,
-            env=env,
-        )
+    proc = launch([str(exe), "--config", str(work / "cfg.yaml"), "--host", "127.0.0.1", "--port", str(port),
+                   "--num_workers", "1"], log, cpu=cpu, cwd=work, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/health/liveliness", proc, log, 180)
     return Target("litellm", url, "fake", {"Authorization": f"Bearer {master}"}, proc)

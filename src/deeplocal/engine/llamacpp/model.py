@@ -133,7 +133,8 @@ class LlamaModel:
 
 def new_context(model: LlamaModel, *, n_ctx: int, n_batch: int, n_seq_max: int, n_threads: int,
                 embeddings: bool = False, unified: bool = True):
-    """A llama_context whose KV cells are shared by all sequences (unified KV)."""
+    """A llama_context for n_seq_max sequences: one KV pool shared by all (`unified`), or one stream
+    of n_ctx / n_seq_max cells per sequence."""
     params = lc.llama_context_default_params()
     params.n_ctx = n_ctx
     params.n_batch = n_batch

@@ -121,12 +121,15 @@ class Scheduler:
         with one system prompt): wait a step or two and copy it instead of computing it again."""
         if not self.kv.prefix_cache or seq.output:
             return False
+        cached = None
         for other in self.running:
             if other.output or other.n_cached >= len(other.prompt) - 1:
                 continue                                   # its prompt is already in the KV
             shared = common_prefix(other.prompt, seq.prompt)
-            if other.n_cached < shared and self.kv.worth_copying(shared, self.kv.cached_prefix(seq.prompt)):
-                return True
+            if other.n_cached < shared:
+                cached = self.kv.cached_prefix(seq.prompt) if cached is None else cached
+                if self.kv.worth_copying(shared, cached):
+                    return True
         return False
 
     def _ensure_cells(self, n: int, *, protect: Sequence) -> bool:
