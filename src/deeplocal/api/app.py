@@ -12,8 +12,10 @@ from deeplocal import __version__
 from deeplocal.api import health
 from deeplocal.api.deps import get_admin
 from deeplocal.api.errors import install_error_handlers
+from deeplocal.api.fastroutes import GenerationRoutes
 from deeplocal.api.middleware import RequestIdMiddleware
 from deeplocal.api.openai import chat, completions, embeddings, models
+from deeplocal.api.openai.protocol import ChatCompletionRequest, CompletionRequest
 from deeplocal.api.services import Services
 from deeplocal.config import Settings
 from deeplocal.gateway.guard import TransportGuard
@@ -67,6 +69,11 @@ def create_app(settings: Settings, services: Services, *, manage_backends: bool 
     extra_routers = services.state.get("routers", ())
     for r in extra_routers:
         app.include_router(r)
+    # Innermost: the hot generation routes skip FastAPI's per-request machinery (api/fastroutes.py).
+    app.add_middleware(GenerationRoutes, services=services, routes={
+        "/v1/chat/completions": (ChatCompletionRequest, chat.create_chat_completion),
+        "/v1/completions": (CompletionRequest, completions.create_completion),
+    })
     cors = cors_options(settings.server)
     if cors is not None:
         app.add_middleware(CORSMiddleware, **cors)

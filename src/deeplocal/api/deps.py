@@ -25,26 +25,29 @@ class Caller:
     data_class_header: str | None
 
 
-async def get_caller(request: Request) -> Caller:
-    services: Services = request.app.state.services
+async def resolve_caller(services: Services, *, request_id: str, authorization: str | None,
+                         data_class_header: str | None, scope: str = "inference") -> Caller:
+    """Authenticate the bearer key (when a gateway is configured) and check it carries `scope`."""
     principal = None
     if services.gateway is not None:
-        principal = await services.gateway.authenticate(request.headers.get("authorization"))
-        services.gateway.require_scope(principal, "inference")
-    return Caller(request_id=request.state.request_id, principal=principal,
-                  data_class_header=request.headers.get("x-data-class"))
+        principal = await services.gateway.authenticate(authorization)
+        services.gateway.require_scope(principal, scope)
+    return Caller(request_id=request_id, principal=principal, data_class_header=data_class_header)
+
+
+async def get_caller(request: Request) -> Caller:
+    return await resolve_caller(request.app.state.services, request_id=request.state.request_id,
+                                authorization=request.headers.get("authorization"),
+                                data_class_header=request.headers.get("x-data-class"))
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 async def get_admin(request: Request) -> Caller:
-    services: Services = request.app.state.services
-    principal = None
-    if services.gateway is not None:
-        principal = await services.gateway.authenticate(request.headers.get("authorization"))
-        services.gateway.require_scope(principal, "admin")
-    return Caller(request_id=request.state.request_id, principal=principal, data_class_header=None)
+    return await resolve_caller(request.app.state.services, request_id=request.state.request_id,
+                                authorization=request.headers.get("authorization"), data_class_header=None,
+                                scope="admin")
 
 
 AdminDep = Annotated[Caller, Depends(get_admin)]

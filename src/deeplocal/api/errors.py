@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,8 +39,8 @@ def from_deeplocal_error(exc: DeeplocalError) -> JSONResponse:
                           code=exc.code, headers=headers)
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
-    errors = exc.errors()
+def describe_validation(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
+    """The message and `param` of a 400 for pydantic's errors (FastAPI's or a model's own)."""
     if not errors:
         return "invalid request", None
     first = errors[0]
@@ -50,6 +52,17 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
     return (f"{param}: {msg}" if param else msg), param
 
 
+def invalid_request(errors: Sequence[Mapping[str, Any]]) -> JSONResponse:
+    message, param = describe_validation(errors)
+    return error_response(400, message, param=param, code="invalid_request")
+
+
+def unexpected_error(request_id: str | None) -> JSONResponse:
+    """A 500 for an exception nobody expected; logged with its traceback (call inside `except`)."""
+    log.exception("unhandled error", extra={"request_id": request_id})
+    return error_response(500, "internal server error", type_="server_error", code="internal_error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DeeplocalError)
     async def _typed(request: Request, exc: DeeplocalError) -> JSONResponse:
@@ -57,8 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _describe_validation(exc)
-        return error_response(400, message, param=param, code="invalid_request")
+        return invalid_request(exc.errors())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -68,5 +80,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"request_id": request.headers.get("x-request-id")})
-        return error_response(500, "internal server error", type_="server_error", code="internal_error")
+        return unexpected_error(request.headers.get("x-request-id"))

@@ -18,13 +18,12 @@ import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from deeplocal.engine import remote_wire as wire
 from deeplocal.engine.errors import UpstreamError
-from deeplocal.engine.remote_http import UpstreamTimeout, json_headers, make_session, post, read_body
+from deeplocal.engine.httpclient import ConnectionPool, Endpoint, Response
+from deeplocal.engine.remote_http import UpstreamTimeout, json_headers, make_pool, post, read_body
 from deeplocal.engine.remote_reader import BodyReader, SseReader
 from deeplocal.engine.remote_stream import merge_chunks
 from deeplocal.engine.types import BackendStats, Capabilities, Chunk, GenerationRequest
@@ -56,17 +55,15 @@ class RemoteBackend:
         api_key: str | None = None,
         timeouts: RemoteTimeouts = RemoteTimeouts(),
         headers: Mapping[str, str] | None = None,
-        session: aiohttp.ClientSession | None = None,
+        pool: ConnectionPool | None = None,
         grammar_param: str | None = None,
         coalesce: bool = False,
     ):
         """`grammar_param`: where the upstream takes a GBNF grammar ("grammar" for llama-server,
         "structured_outputs.grammar" for vLLM); set, the backend can serve grammar/JSON-schema requests.
-        `session`: an aiohttp session to share (the caller closes it); by default the backend owns one."""
+        `pool`: a connection pool to share (the caller closes it); by default the backend owns one."""
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self._urls = {path: URL(self.base_url + path) for path in ("/chat/completions", "/completions",
-                                                                    "/embeddings")}   # parsed once
         self.model = model
         self.timeouts = timeouts
         self.grammar_param = grammar_param
@@ -76,10 +73,13 @@ class RemoteBackend:
         base = dict(headers or {})
         if api_key:
             base["Authorization"] = f"Bearer {api_key}"
-        self._stream_headers = json_headers(base, accept="text/event-stream")
-        self._json_headers = json_headers(base, accept="application/json")
-        self._session = session
-        self._owns_session = session is None
+        stream_headers = json_headers(base, accept="text/event-stream")
+        body_headers = json_headers(base, accept="application/json")
+        self._endpoints = {   # (path, stream) -> the request head, rendered once
+            (path, stream): Endpoint.post(self.base_url + path, stream_headers if stream else body_headers)
+            for path in ("/chat/completions", "/completions", "/embeddings") for stream in (True, False)}
+        self._pool = pool
+        self._owns_pool = pool is None
         self._in_flight = 0
         self._outcomes = {"completed": 0, "failed": 0, "cancelled": 0}
         self._prompt_tokens = 0
@@ -88,14 +88,14 @@ class RemoteBackend:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._session is None:
-            self._session = make_session(self.timeouts.connect_s)
-            self._owns_session = True
+        if self._pool is None:
+            self._pool = make_pool(self.timeouts.connect_s)
+            self._owns_pool = True
 
     async def stop(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        if self._pool is not None and self._owns_pool:
+            await self._pool.close()
+        self._pool = None
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -109,19 +109,19 @@ class RemoteBackend:
 
     async def _run(self, req: GenerationRequest, *, stream: bool) -> AsyncIterator[Chunk]:
         await self.start()
-        assert self._session is not None
+        assert self._pool is not None
         path, body = wire.build_request(req, model=self.model, grammar_param=self.grammar_param, stream=stream)
         started = asyncio.get_running_loop().time()
         t = self.timeouts
         end = started + t.total_s
         self._in_flight += 1
         outcome = "failed"
-        response: aiohttp.ClientResponse | None = None
+        response: Response | None = None
         reader: SseReader | BodyReader | None = None
         try:
             first_by = min(end, started + t.first_token_s) if stream else end
-            response = await post(self._session, self.name, self._urls[path], orjson.dumps(body),
-                                  self._stream_headers if stream else self._json_headers, deadline=first_by)
+            response = await post(self._pool, self.name, self._endpoints[path, stream], orjson.dumps(body),
+                                  deadline=first_by)
             if stream or response.content_type == "text/event-stream":   # some servers stream regardless
                 reader = SseReader(response, self.name, first_by=first_by, end=end, idle_s=t.idle_s)
             else:
@@ -154,10 +154,10 @@ class RemoteBackend:
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         await self.start()
-        assert self._session is not None
+        assert self._pool is not None
         deadline = asyncio.get_running_loop().time() + self.timeouts.total_s
         body = orjson.dumps({"model": self.model, "input": list(texts)})
-        response = await post(self._session, self.name, self._urls["/embeddings"], body, self._json_headers,
+        response = await post(self._pool, self.name, self._endpoints["/embeddings", False], body,
                               deadline=deadline)
         try:
             raw = await read_body(response, self.name, deadline=deadline)

@@ -1,6 +1,6 @@
-"""HTTP plumbing for RemoteBackend, on aiohttp: one pooled keep-alive session per backend, a POST whose
-failures become typed engine errors, a watchdog that enforces a stream's deadlines with one timer, and
-a splitter that turns received bytes into SSE lines.
+"""HTTP plumbing for RemoteBackend: one keep-alive connection pool per backend (engine/httpclient.py),
+a POST whose failures become typed engine errors, a watchdog that enforces a stream's deadlines with one
+timer, and a splitter that turns received bytes into SSE lines.
 """
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-from yarl import URL
-
 from deeplocal.engine import remote_wire as wire
 from deeplocal.engine.errors import BackendUnavailable, UpstreamError
+from deeplocal.engine.httpclient import ConnectFailed, ConnectionPool, Endpoint, HttpClientError, Response
 
 # Idle pooled connections are dropped after this, before a typical server's own keep-alive limit
 # (uvicorn: 5 s) closes them under us.
 KEEPALIVE_S = 4.0
-_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class UpstreamTimeout(UpstreamError):
@@ -29,32 +26,28 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
 
-def make_session(connect_s: float) -> aiohttp.ClientSession:
-    """A session with an unbounded keep-alive pool and no cookie jar. `connect_s` bounds opening a
-    socket (a pooled connection needs no timer); the caller's deadline bounds everything else."""
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect_s)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
-                                 cookie_jar=aiohttp.DummyCookieJar())
+def make_pool(connect_s: float) -> ConnectionPool:
+    """A keep-alive pool without a size limit. `connect_s` bounds opening a socket (a pooled connection
+    needs no timer); the caller's deadline bounds everything else."""
+    return ConnectionPool(connect_s=connect_s, keepalive_s=KEEPALIVE_S)
 
 
-async def post(session: aiohttp.ClientSession, name: str, url: URL, body: bytes, headers: Mapping[str, str],
-               *, deadline: float) -> aiohttp.ClientResponse:
+async def post(pool: ConnectionPool, name: str, endpoint: Endpoint, body: bytes, *, deadline: float) -> Response:
     """POST and wait for the response headers by `deadline`; a status >= 400 is raised as its typed error."""
     try:
         async with asyncio.timeout_at(deadline):
-            response = await session.post(url, data=body, headers=headers)
+            response = await pool.post(endpoint, body)
     except TimeoutError as exc:
         raise UpstreamTimeout(f"upstream {name!r} sent no response headers in time") from exc
-    except _CONNECT_ERRORS as exc:
-        raise BackendUnavailable(f"upstream {name!r} is unreachable: {exc!r}") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(f"upstream {name!r} failed before responding: {exc!r}") from exc
+    except ConnectFailed as exc:
+        raise BackendUnavailable(f"upstream {name!r} is unreachable: {exc}") from exc
+    except HttpClientError as exc:
+        raise UpstreamError(f"upstream {name!r} failed before responding: {exc}") from exc
     if response.status >= 400:
         try:
             async with asyncio.timeout_at(deadline):
                 raw = await response.read()
-        except (TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, HttpClientError):
             raw = b""
         finally:
             response.release()
@@ -62,15 +55,15 @@ async def post(session: aiohttp.ClientSession, name: str, url: URL, body: bytes,
     return response
 
 
-async def read_body(response: aiohttp.ClientResponse, name: str, *, deadline: float) -> bytes:
-    """The whole response body by `deadline` (the connection goes back to the pool)."""
+async def read_body(response: Response, name: str, *, deadline: float) -> bytes:
+    """The whole response body by `deadline` (the caller then releases the response)."""
     try:
         async with asyncio.timeout_at(deadline):
             return await response.read()
     except TimeoutError as exc:
         raise UpstreamTimeout(f"upstream {name!r}: no complete answer in time") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(f"upstream {name!r} dropped the response: {exc!r}") from exc
+    except HttpClientError as exc:
+        raise UpstreamError(f"upstream {name!r} dropped the response: {exc}") from exc
 
 
 class StreamWatch:
@@ -82,7 +75,7 @@ class StreamWatch:
     Between reads (the consumer holding a chunk) nothing expires.
     """
 
-    def __init__(self, content: aiohttp.StreamReader, name: str):
+    def __init__(self, content: Response, name: str):
         self._loop = asyncio.get_running_loop()
         self._content = content
         self._name = name

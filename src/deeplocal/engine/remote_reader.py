@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import orjson
 
 from deeplocal.engine.errors import EngineError, UpstreamError
+from deeplocal.engine.httpclient import HttpClientError, Response
 from deeplocal.engine.remote_http import LineSplitter, StreamWatch, UpstreamTimeout, read_body
 from deeplocal.engine.remote_stream import ChunkAssembler
 from deeplocal.engine.sse import SseParser
@@ -22,10 +22,10 @@ class SseReader:
     """A streamed response. Deadlines: the first chunk by `first_by`, each later read within `idle_s`,
     everything by `end` (loop times); a miss raises UpstreamTimeout, a broken stream UpstreamError."""
 
-    def __init__(self, response: aiohttp.ClientResponse, name: str, *, first_by: float, end: float,
+    def __init__(self, response: Response, name: str, *, first_by: float, end: float,
                  idle_s: float):
         self._loop = asyncio.get_running_loop()
-        self._content = response.content
+        self._content = response
         self._name = name
         self._first_by, self._end, self._idle_s = first_by, end, idle_s
         self._watch = StreamWatch(self._content, name)
@@ -78,8 +78,8 @@ class SseReader:
             return await self._content.readany()
         except UpstreamTimeout:
             raise
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream {self._name!r} dropped the stream: {exc!r}") from exc
+        except HttpClientError as exc:
+            raise UpstreamError(f"upstream {self._name!r} dropped the stream: {exc}") from exc
         finally:
             watch.waiting = False
 
@@ -99,7 +99,7 @@ class SseReader:
 class BodyReader:
     """A non-streamed response: the whole JSON body by `end`, as the chunks of one batch."""
 
-    def __init__(self, response: aiohttp.ClientResponse, name: str, *, end: float):
+    def __init__(self, response: Response, name: str, *, end: float):
         self._response = response
         self._name = name
         self._end = end
