@@ -1,4 +1,4 @@
-"""An instant OpenAI-compatible upstream for the proxy benchmark (bench/proxy.py). Runs as its own process:
+"""An instant OpenAI-compatible upstream for the proxy benchmark (bench/gateway.py). Runs as its own process:
 
     python bench/fake_openai.py [--port 0] [--chunks 20]     # prints "PORT <n>" on stdout, then serves
 

@@ -4,7 +4,7 @@
     python bench/pii_audit.py --presidio      # also time Presidio's own English recognizers, if installed
 
 Reports p50 and p99 in microseconds for: the scan alone, the policy + pseudonymization, the audit
-append (fsync interval / never), and the whole data path. bench/gateway.py (auth + limits) imports
+append (fsync interval / never), and the whole data path. bench/security_path.py (auth + limits) imports
 `sample_prompt` and `data_path` from here to time the complete security path.
 """
 

@@ -1,4 +1,4 @@
-"""Server processes for bench/proxy.py: the instant upstream, deeplocal with a bench key, the LiteLLM
+"""Server processes for bench/gateway.py: the instant upstream, deeplocal with a bench key, the LiteLLM
 proxy; readiness, a correctness smoke request, and CPU seconds of a process tree from /proc."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 per-request machinery.
 
 FastAPI's route matching, dependency solving and body handling cost about as much CPU per request as
-the whole proxy path behind them (bench/proxy.py, py-spy). This ASGI middleware sits inside the
+the whole proxy path behind them (bench/gateway.py, py-spy). This ASGI middleware sits inside the
 request-id and CORS middleware and answers those two routes itself: it reads the body, validates it
 with the route's pydantic model straight from JSON, authenticates the caller exactly like the
 FastAPI dependency (`resolve_caller`) and calls the same endpoint function. Errors get the same

@@ -107,10 +107,16 @@ class Response:
         self._buffered = 0
         return data
 
-    async def read(self) -> bytes:
+    async def read(self, *, deadline: float | None = None) -> bytes:
+        """The rest of the body; TimeoutError (and the connection dropped) if it is not all there by
+        `deadline` (the loop's clock)."""
         parts = []
-        while data := await self.readany():
-            parts.append(data)
+        self._conn.arm(deadline)
+        try:
+            while data := await self.readany():
+                parts.append(data)
+        finally:
+            self._conn.disarm()
         return b"".join(parts)
 
     def set_exception(self, exc: BaseException) -> None:
@@ -120,10 +126,10 @@ class Response:
         self._wake(exc)
 
     def release(self) -> None:
-        self._conn.done(reuse=self.complete and self._error is None)
+        self._conn.done(self, reuse=self.complete and self._error is None)
 
     def close(self) -> None:
-        self._conn.done(reuse=False)
+        self._conn.done(self, reuse=False)
 
     # -- from the connection ------------------------------------------------------------------------
 
@@ -161,6 +167,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.used = False        # has carried a request before (a pooled connection)
+        self._timer: asyncio.TimerHandle | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._response: Response | None = None
         self._headers_ready: asyncio.Future[None] | None = None
@@ -171,15 +178,35 @@ class _Connection(asyncio.Protocol):
 
     # -- the caller's side --------------------------------------------------------------------------
 
-    async def send(self, endpoint: Endpoint, body: bytes) -> Response:
+    async def send(self, endpoint: Endpoint, body: bytes, deadline: float | None) -> Response:
         assert self.transport is not None
-        self._response = Response(self)
+        response = self._response = Response(self)
         self._headers_ready = self.loop.create_future()
         self._got_bytes = False
         self._until_close = self._keep_alive = False
         self.transport.write(b"%b%d\r\n\r\n%b" % (endpoint.head, len(body), body))
-        await self._headers_ready
-        return self._response
+        self.arm(deadline)
+        try:
+            await self._headers_ready
+        finally:
+            self.disarm()
+        return response
+
+    def arm(self, deadline: float | None) -> None:
+        """Fail what is awaited on this connection with TimeoutError at `deadline` (one timer, cheaper
+        than a timeout context per await)."""
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._expire)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._fail(TimeoutError("the upstream did not answer in time"))
+        self.abort()
 
     def pause(self) -> None:
         if not self._paused and self.transport is not None and not self.closed:
@@ -191,11 +218,12 @@ class _Connection(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
 
-    def done(self, *, reuse: bool) -> None:
-        """The response is finished with: back to the pool when it was read whole and may be reused."""
-        response, self._response = self._response, None
-        if response is None:
+    def done(self, response: Response, *, reuse: bool) -> None:
+        """`response` is finished with: back to the pool when it was read whole and may be reused.
+        A second call, or one for an earlier response of this connection, does nothing."""
+        if response is not self._response:
             return
+        self._response = None
         if reuse and not self.closed and not self._until_close and self._keep_alive:
             self.used = True
             self.pool._put(self)
@@ -228,6 +256,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.disarm()
         response = self._response
         if response is None or response.complete:
             return
@@ -275,9 +304,9 @@ class _Connection(asyncio.Protocol):
             self._response._end(error)
 
 
-async def _send(conn: _Connection, endpoint: Endpoint, body: bytes) -> Response:
+async def _send(conn: _Connection, endpoint: Endpoint, body: bytes, deadline: float | None) -> Response:
     try:
-        return await conn.send(endpoint, body)
+        return await conn.send(endpoint, body, deadline)
     except BaseException:   # failed, timed out or cancelled half-way: the connection is spent
         conn.abort()
         raise
@@ -294,20 +323,21 @@ class ConnectionPool:
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._closed = False
 
-    async def post(self, endpoint: Endpoint, body: bytes) -> Response:
-        """Send the request and return once the response's status and headers have arrived."""
+    async def post(self, endpoint: Endpoint, body: bytes, *, deadline: float | None = None) -> Response:
+        """Send the request and return once the response's status and headers have arrived; TimeoutError
+        if they have not by `deadline` (the loop's clock), which also bounds connecting."""
         if self._closed:
             raise ConnectFailed("the connection pool is closed")
         conn = self._take(endpoint.origin)
         if conn is not None:
             try:
-                return await _send(conn, endpoint, body)
+                return await _send(conn, endpoint, body, deadline)
             except ConnectionDropped:
                 if conn._got_bytes:
                     raise
                 # The server closed the idle connection as we reused it: nothing was answered.
-        conn = await self._connect(endpoint.origin)
-        return await _send(conn, endpoint, body)
+        conn = await self._connect(endpoint.origin, deadline)
+        return await _send(conn, endpoint, body, deadline)
 
     async def close(self) -> None:
         self._closed = True
@@ -335,19 +365,22 @@ class ConnectionPool:
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.origin, deque()).append(conn)
 
-    async def _connect(self, origin: tuple[str, str, int]) -> _Connection:
+    async def _connect(self, origin: tuple[str, str, int], deadline: float | None) -> _Connection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
+        limit = self.connect_s if deadline is None else min(self.connect_s, deadline - loop.time())
         tls = None
         if scheme == "https":
             if self._ssl is None:
                 self._ssl = ssl.create_default_context()
             tls = self._ssl
         try:
-            async with asyncio.timeout(self.connect_s):
+            async with asyncio.timeout(limit):
                 _, conn = await loop.create_connection(lambda: _Connection(self, origin), host, port, ssl=tls,
                                                        server_hostname=host if tls else None)
         except TimeoutError as exc:
+            if limit < self.connect_s:
+                raise   # the caller's deadline came first
             raise ConnectFailed(f"no connection to {host}:{port} within {self.connect_s:g} s") from exc
         except OSError as exc:   # refused, unreachable, unresolvable, TLS handshake failure
             raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc

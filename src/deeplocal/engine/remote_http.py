@@ -35,8 +35,7 @@ def make_pool(connect_s: float) -> ConnectionPool:
 async def post(pool: ConnectionPool, name: str, endpoint: Endpoint, body: bytes, *, deadline: float) -> Response:
     """POST and wait for the response headers by `deadline`; a status >= 400 is raised as its typed error."""
     try:
-        async with asyncio.timeout_at(deadline):
-            response = await pool.post(endpoint, body)
+        response = await pool.post(endpoint, body, deadline=deadline)
     except TimeoutError as exc:
         raise UpstreamTimeout(f"upstream {name!r} sent no response headers in time") from exc
     except ConnectFailed as exc:
@@ -45,8 +44,7 @@ async def post(pool: ConnectionPool, name: str, endpoint: Endpoint, body: bytes,
         raise UpstreamError(f"upstream {name!r} failed before responding: {exc}") from exc
     if response.status >= 400:
         try:
-            async with asyncio.timeout_at(deadline):
-                raw = await response.read()
+            raw = await response.read(deadline=deadline)
         except (TimeoutError, HttpClientError):
             raw = b""
         finally:
@@ -58,8 +56,7 @@ async def post(pool: ConnectionPool, name: str, endpoint: Endpoint, body: bytes,
 async def read_body(response: Response, name: str, *, deadline: float) -> bytes:
     """The whole response body by `deadline` (the caller then releases the response)."""
     try:
-        async with asyncio.timeout_at(deadline):
-            return await response.read()
+        return await response.read(deadline=deadline)
     except TimeoutError as exc:
         raise UpstreamTimeout(f"upstream {name!r}: no complete answer in time") from exc
     except HttpClientError as exc:

@@ -319,3 +319,27 @@ async def test_https_verifies_the_server_certificate(tmp_path):
         await trusting.close()
     finally:
         server.close()
+
+
+async def test_deadlines_for_the_headers_and_for_the_body():
+    async def handler(reader, writer, n):
+        await server.read_request(reader)
+        if n == 2:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+            await writer.drain()
+        await asyncio.sleep(5)
+
+    async with Scripted(handler) as server:
+        p = pool()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(TimeoutError):
+            await p.post(endpoint(server), b"{}", deadline=t0 + 0.2)
+        assert 0.15 < loop.time() - t0 < 1.0
+        r = await p.post(endpoint(server), b"{}", deadline=loop.time() + 1)
+        with pytest.raises(TimeoutError):
+            await r.read(deadline=loop.time() + 0.2)
+        r.release()   # an incomplete body never goes back to the pool
+        assert not any(p._idle.values())
+        await p.close()
+    assert server.connections == 2
