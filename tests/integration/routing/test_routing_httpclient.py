@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 import pytest
 from cryptography import x509
@@ -35,7 +36,7 @@ class Scripted:
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> Scripted:
+    async def __aenter__(self) -> Self:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
