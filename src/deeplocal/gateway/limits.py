@@ -54,7 +54,8 @@ class Refusal:
 
 
 def month_of(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+    moment = datetime.fromtimestamp(now, UTC)
+    return f"{moment.year:04d}-{moment.month:02d}"   # strftime("%Y-%m"), a few times faster
 
 
 def seconds_to_next_month(now: float) -> float:
