@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import sys
@@ -22,6 +23,14 @@ class _DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, state: dict):
         super().__init__(config)
         self._state = state
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        # What exists once the app has started (imports, the model, the app) lives as long as the process.
+        # Frozen, the collector's full passes skip it: unfrozen, each pass walked all of it and stalled the
+        # event loop ~90 ms every few seconds under load (bench/gateway.py at c=64: p99 122 ms vs p50 32 ms).
+        gc.collect()
+        gc.freeze()
 
     def handle_exit(self, sig, frame) -> None:
         self._state["draining"] = True
