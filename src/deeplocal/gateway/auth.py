@@ -7,21 +7,15 @@ expired); every other failure reads the same "invalid API key". Secrets never en
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
 from deeplocal.errors import DeeplocalError
 from deeplocal.gateway.keys import KeyRecord, KeyStore, ParsedKey, parse_key, secret_matches
+from deeplocal.redaction import redact
 
 _BEARER = "bearer "
-_SECRET_PATTERNS = (
-    (re.compile(r"\b(dl-[0-9a-f]{16}-)[A-Za-z0-9_-]{8,}"), r"\1***"),
-    (re.compile(r"(?i)\b(bearer\s+)[^\s'\",]+"), r"\1***"),
-    (re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(-----END[A-Z ]*PRIVATE KEY-----|$)", re.DOTALL),
-     "[private key redacted]"),
-)
 
 
 class AuthenticationError(DeeplocalError):
@@ -43,18 +37,12 @@ class ModelNotAllowed(PermissionDenied):
     code = "model_not_allowed"
 
 
-def redact_secrets(text: str) -> str:
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
 class SecretLogFilter(logging.Filter):
-    """Attach to handlers: rewrites any key, bearer token or PEM private key in a record to ***."""
+    """Attach to handlers: masks any key, bearer token or PEM private key in a record (deeplocal.redaction)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact_secrets(message)
+        cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

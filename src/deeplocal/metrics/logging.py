@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -16,18 +15,13 @@ from typing import IO, Any
 import orjson
 
 from deeplocal.metrics.requests import RequestSummary
+from deeplocal.redaction import redact
 
 LOGGER = "deeplocal"
 ACCESS_LOGGER = "deeplocal.access"
-_SECRET = re.compile(r"(?i)\b(bearer\s+)\S+|\b((?:sk|dl)-[A-Za-z0-9_\-]{8,})")
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 # Types json.dumps would hand to `default=str` are handed to it by orjson too.
 _ORJSON_AS_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
-def redact(text: str) -> str:
-    """Mask bearer tokens and API-key-shaped strings (sk-..., dl-...)."""
-    return _SECRET.sub(lambda m: (m.group(1) or "") + "[REDACTED]", text)
 
 
 class JsonFormatter(logging.Formatter):

@@ -6,17 +6,20 @@ import logging
 
 import pytest
 
-from deeplocal.gateway.auth import AuthenticationError, SecretLogFilter, redact_secrets
+from deeplocal.gateway.auth import AuthenticationError, SecretLogFilter
 from deeplocal.gateway.keys import parse_key
+from deeplocal.redaction import redact
 
 PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
 
 
-def test_redact_secrets_covers_keys_bearer_tokens_and_pem():
+def test_redact_covers_keys_bearer_tokens_and_pem():
     key = "dl-0123456789abcdef-" + "S" * 43
-    text = redact_secrets(f"got {key}; headers={{'authorization': 'Bearer tok-123'}} cert={PEM}")
-    assert "S" * 10 not in text and "dl-0123456789abcdef-***" in text
-    assert "tok-123" not in text and "MIIEvQ" not in text
+    text = redact(f"got {key}; headers={{'authorization': 'Bearer tok-123'}} cert={PEM} up=sk-{'U' * 20}")
+    assert "S" * 10 not in text and "dl-0123456789abcdef-[REDACTED]" in text   # the key id stays
+    assert "tok-123" not in text and "MIIEvQ" not in text and "U" * 8 not in text
+    assert "Bearer [REDACTED]" in text and "[private key redacted]" in text
+    assert redact("sk-short and Bearer-less text stay") == "sk-short and Bearer-less text stay"
 
 
 def test_filter_rewrites_formatted_records(caplog):
@@ -28,7 +31,7 @@ def test_filter_rewrites_formatted_records(caplog):
             logger.info("auth header %s", "Bearer dl-0123456789abcdef-" + "Z" * 43)
     finally:
         logger.removeFilter(handler_filter)
-    assert "Z" * 8 not in caplog.text and "***" in caplog.text
+    assert "Z" * 8 not in caplog.text and "Bearer [REDACTED]" in caplog.text
 
 
 async def test_a_full_flow_logs_no_secret(gateway, caplog):
