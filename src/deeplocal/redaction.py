@@ -2,8 +2,9 @@
 and the structured log formatter.
 
 Masked, each as `[REDACTED]`: deeplocal keys (`dl-<id>-<secret>`: the id stays, it names the key
-without granting anything), bearer tokens, other API-key shapes (`sk-...`, `dl-...`, 8+ characters),
-and PEM private keys (`[private key redacted]`, to the END line or the end of the text).
+without granting anything), bearer tokens and Basic credentials (quoted or JSON-escaped too), `x-api-key` /
+`api_key` values, other API-key shapes (`sk-...`, `dl-...`, 8+ characters), and PEM private keys
+(`[private key redacted]`, to the END line or the end of the text).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ MARK = "[REDACTED]"
 _SECRETS = re.compile(
     r"(?P<pem>-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|$))"
     r"|(?P<key_id>\bdl-[0-9a-f]{16}-)[A-Za-z0-9_-]{8,}"
-    r"|(?P<bearer>\b(?i:bearer)\s+)[^\s'\",]+"
+    r"|(?P<bearer>\b(?i:bearer)\s+\\?[\"']?)[^\s'\",\\]+"
+    r"|(?P<basic>\b(?i:authorization)\\?[\"']?\s*[:=]\s*\\?[\"']?(?i:basic)\s+)[A-Za-z0-9+/=]+"
+    r"|(?P<field>\b(?i:x-api-key|api[_-]key)\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\s'\",\\]+"
     r"|\b(?:sk|dl)-[A-Za-z0-9_\-]{8,}",
     re.DOTALL,
 )
@@ -23,7 +26,7 @@ _SECRETS = re.compile(
 def _mask(match: re.Match[str]) -> str:
     if match.group("pem"):
         return "[private key redacted]"
-    return (match.group("key_id") or match.group("bearer") or "") + MARK
+    return (match.group("key_id") or match.group("bearer") or match.group("basic") or match.group("field") or "") + MARK
 
 
 def redact(text: str) -> str:

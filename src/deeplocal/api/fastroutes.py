@@ -37,20 +37,23 @@ class GenerationRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None:
+        headers = _headers(scope["headers"]) if route is not None else None
+        if route is None or headers is None:
+            # Not ours, or a body not declared JSON: FastAPI answers (400 for a form or text/plain body,
+            # which a browser would send cross-site without a preflight).
             await self.app(scope, receive, send)
             return
         raw = await _read_body(receive)
         if raw is None:   # the client went away before sending its whole body
             return
-        response = await self._respond(scope, route, raw)
+        response = await self._respond(scope, route, raw, *headers)
         await response(scope, receive, send)
 
-    async def _respond(self, scope: Scope, route: tuple[type[BaseModel], Endpoint], raw: bytes) -> Response:
+    async def _respond(self, scope: Scope, route: tuple[type[BaseModel], Endpoint], raw: bytes,
+                       authorization: str | None, data_class: str | None) -> Response:
         model, endpoint = route
         request_id = scope["state"]["request_id"]
         try:
-            authorization, data_class = _headers(scope["headers"])
             caller = await resolve_caller(self.services, request_id=request_id, authorization=authorization,
                                           data_class_header=data_class)
             try:
@@ -75,12 +78,20 @@ async def _read_body(receive: Receive) -> bytes | None:
             return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
-    """The Authorization and X-Data-Class values (the first of each, as Starlette reads them)."""
-    authorization = data_class = None
+def _headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None] | None:
+    """The Authorization and X-Data-Class values (the first of each, as Starlette reads them), or None
+    unless the body is declared JSON (`application/json` or `application/*+json`, FastAPI's rule)."""
+    authorization = data_class = content_type = None
     for key, value in headers:
         if key == b"authorization" and authorization is None:
             authorization = value.decode("latin-1")
         elif key == b"x-data-class" and data_class is None:
             data_class = value.decode("latin-1")
+        elif key == b"content-type" and content_type is None:
+            content_type = value
+    if content_type is None:
+        return None
+    main, _, sub = content_type.split(b";", 1)[0].strip().lower().partition(b"/")
+    if main != b"application" or not (sub == b"json" or sub.endswith(b"+json")):
+        return None
     return authorization, data_class

@@ -9,22 +9,28 @@ response was read to the end and the server keeps it alive. No redirects, cookie
 or compression (requests ask for none). Errors: `ConnectFailed` (no connection within `connect_s` or
 refused), `ConnectionDropped` (closed before the response was complete), `ProtocolError` (not HTTP).
 A request on a pooled connection that the server has closed meanwhile is sent again once on a new
-connection, but only when not one byte of a response had arrived.
+connection, but only when not one byte of a response had arrived (the router would retry such a
+failure before any token anyway; here it is not counted against the upstream). Idle connections
+are closed after `keepalive_s`. Credentials in the URL become Basic auth; the path is percent-encoded
+and an internationalised host name IDNA-encoded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
 _HIGH_WATER = 256 * 1024   # buffered body bytes before reading from the socket pauses
-_LOW_WATER = 64 * 1024
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"   # RFC 3986 pchar and "/", and "%" so that an encoded path stays as it is
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 class HttpClientError(Exception):
@@ -51,23 +57,36 @@ class Endpoint:
     head: bytes
 
     @classmethod
-    def post(cls, url: str, headers: dict[str, str]) -> Endpoint:
+    def post(cls, url: str, headers: Mapping[str, str]) -> Endpoint:
+        """`headers` are sent as given; a `Host` or `Accept-Encoding` among them replaces ours, and
+        credentials in the URL (`user:pass@`) become Basic auth unless `Authorization` is given."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
+        hostname = parts.hostname.encode("idna").decode("ascii") if not parts.hostname.isascii() else parts.hostname
         default = 443 if parts.scheme == "https" else 80
         port = parts.port or default
-        host = parts.hostname if port == default else f"{parts.hostname}:{port}"
-        if ":" in parts.hostname:   # IPv6 literal
-            host = f"[{parts.hostname}]" + ("" if port == default else f":{port}")
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"POST {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
-        for name, value in headers.items():
-            if any(c in f"{name}{value}" for c in "\r\n"):
-                raise ValueError(f"header {name!r} contains a line break")
+        host = f"[{hostname}]" if ":" in hostname else hostname   # an IPv6 literal
+        if port != default:
+            host += f":{port}"
+        target = quote(parts.path or "/", safe=_PATH_SAFE) + (f"?{quote(parts.query, safe=_QUERY_SAFE)}"
+                                                              if parts.query else "")
+        given = {name.lower(): (name, value) for name, value in headers.items()}
+        for name in ("content-length", "transfer-encoding"):
+            if name in given:
+                raise ValueError(f"header {given[name][0]!r} is set by the client, not by configuration")
+        fields = {"host": ("Host", host), "accept-encoding": ("Accept-Encoding", "identity")}
+        if parts.username is not None and "authorization" not in given:
+            userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            fields["authorization"] = ("Authorization", "Basic " + base64.b64encode(userinfo).decode("ascii"))
+        fields.update(given)
+        lines = [f"POST {target} HTTP/1.1"]
+        for name, value in fields.values():
+            if any(c in f"{name}{value}" for c in "\r\n") or not name or ":" in name:
+                raise ValueError(f"header {name!r} is not a valid header line")
             lines.append(f"{name}: {value}")
         head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
-        return cls((parts.scheme, parts.hostname, port), head)
+        return cls((parts.scheme, hostname, port), head)
 
 
 class Response:
@@ -120,7 +139,10 @@ class Response:
         return b"".join(parts)
 
     def set_exception(self, exc: BaseException) -> None:
-        """Fail the pending read (or the next one) with `exc`; the connection will not be reused."""
+        """Fail the pending read (or the next one) with `exc`; the connection will not be reused. A body
+        that has arrived whole is not failed any more (its bytes are read as they are)."""
+        if self.complete:
+            return
         if self._error is None:
             self._error = exc
         self._wake(exc)
@@ -141,6 +163,8 @@ class Response:
         self._wake(None)
 
     def _end(self, error: BaseException | None) -> None:
+        if self.complete:
+            return
         if error is None:
             self.complete = True
         elif self._error is None:
@@ -204,8 +228,16 @@ class _Connection(asyncio.Protocol):
             self._timer = None
 
     def _expire(self) -> None:
+        """Fail only what is still pending: headers that have arrived, or a body that has arrived whole,
+        are not failed by a timer that fires in the same loop pass."""
         self._timer = None
-        self._fail(TimeoutError("the upstream did not answer in time"))
+        error = TimeoutError("the upstream did not answer in time")
+        if self._headers_ready is not None and not self._headers_ready.done():
+            self._headers_ready.set_exception(error)
+        elif self._response is not None and not self._response.complete:
+            self._response._end(error)
+        else:
+            return
         self.abort()
 
     def pause(self) -> None:
@@ -226,6 +258,7 @@ class _Connection(asyncio.Protocol):
         self._response = None
         if reuse and not self.closed and not self._until_close and self._keep_alive:
             self.used = True
+            self.resume()   # the body may have been left unread while reading was paused
             self.pool._put(self)
         else:
             self.abort()
@@ -247,9 +280,9 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(ProtocolError(f"malformed HTTP response: {exc}"))
-            self.abort()
+        except httptools.HttpParserError as exc:   # what a callback raised arrives wrapped in this too
+            self._fail(ProtocolError(f"malformed HTTP response: {exc.__cause__ or exc}"))
+            self.abort()   # never reused; a response already complete keeps its body
 
     def eof_received(self) -> bool:
         return False   # close the transport; connection_lost follows
@@ -260,13 +293,18 @@ class _Connection(asyncio.Protocol):
         response = self._response
         if response is None or response.complete:
             return
-        if self._until_close and self._headers_ready is not None and self._headers_ready.done():
-            response._end(None)   # the end of a read-until-close body
+        if exc is None and self._until_close and self._headers_ready is not None and self._headers_ready.done():
+            response._end(None)   # the end of a read-until-close body (a reset is not an end)
             return
         self._fail(ConnectionDropped("the connection closed before the response was complete"
                                      + (f" ({exc})" if exc else "")))
 
     # -- httptools callbacks ------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        response = self._response
+        if response is not None and response.complete:   # a second answer to one request
+            raise ProtocolError("the upstream sent more than one response to one request")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._response is not None
@@ -321,6 +359,7 @@ class ConnectionPool:
         self.keepalive_s = keepalive_s
         self._ssl = ssl_context
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
     async def post(self, endpoint: Endpoint, body: bytes, *, deadline: float | None = None) -> Response:
@@ -341,6 +380,9 @@ class ConnectionPool:
 
     async def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.abort()
@@ -364,6 +406,24 @@ class ConnectionPool:
             return
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.origin, deque()).append(conn)
+        if self._sweeper is None:
+            self._sweeper = conn.loop.call_later(self.keepalive_s, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than keepalive_s (the oldest are at the left of each deque),
+        looking again while any are left."""
+        self._sweeper = None
+        cutoff = time.monotonic() - self.keepalive_s
+        loop = None
+        for origin, conns in list(self._idle.items()):
+            while conns and (conns[0].closed or conns[0].idle_since <= cutoff):
+                conns.popleft().abort()
+            if conns:
+                loop = conns[0].loop
+            else:
+                del self._idle[origin]
+        if loop is not None and not self._closed:
+            self._sweeper = loop.call_later(self.keepalive_s, self._sweep)
 
     async def _connect(self, origin: tuple[str, str, int], deadline: float | None) -> _Connection:
         scheme, host, port = origin

@@ -242,3 +242,15 @@ def test_queue_time_is_observed(server, client, model):
     before = count()
     client.chat.completions.create(model=model, max_tokens=2, messages=[{"role": "user", "content": "hi"}])
     assert count() == before + 1
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_declared_json_is_refused(server, model, content_type):
+    """What a web page can make a browser send cross-site without a preflight is not served."""
+    body = json.dumps({"model": model, "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]})
+    headers = {"Origin": "https://evil.example"} | ({"content-type": content_type} if content_type else {})
+    r = httpx.post(server.base_url + "/v1/chat/completions", content=body, headers=headers, timeout=60)
+    assert r.status_code == 400, r.text
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    ok = _raw(server, body.encode(), headers={"content-type": "application/vnd.api+json; charset=utf-8"})
+    assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] is not None

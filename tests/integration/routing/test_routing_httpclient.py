@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Self
 
@@ -344,3 +346,122 @@ async def test_deadlines_for_the_headers_and_for_the_body():
         assert not any(p._idle.values())
         await p.close()
     assert server.connections == 2
+
+
+async def test_a_reset_during_a_body_read_until_close_is_an_error_not_an_end():
+    async def handler(reader, writer, n):
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: partial")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()   # RST, not FIN
+
+    async with Scripted(handler) as server:
+        p = pool()
+        r = await p.post(endpoint(server), b"{}")
+        with pytest.raises(ConnectionDropped):
+            await r.read()
+        assert not r.complete
+        r.close()
+        await p.close()
+
+
+async def test_a_body_released_unread_leaves_a_working_connection():
+    big = b"x" * (300 * 1024)   # more than is buffered before reading pauses
+
+    async def handler(reader, writer, n):
+        while True:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(big), big))
+            await writer.drain()
+
+    async with Scripted(handler) as server:
+        p = pool()
+        loop = asyncio.get_running_loop()
+        r = await p.post(endpoint(server), b"{}")
+        while not r.complete:
+            await asyncio.sleep(0.01)
+            if r._conn._paused:   # reading paused with the whole body in: resume it when released
+                break
+        if r.complete:
+            r.release()
+        else:
+            assert await r.read() == big
+            r.release()
+        r2 = await p.post(endpoint(server), b"{}", deadline=loop.time() + 2)
+        assert await r2.read(deadline=loop.time() + 2) == big
+        r2.release()
+        await p.close()
+    assert server.connections == 1
+
+
+async def test_a_timer_that_fires_with_the_answer_in_does_not_fail_it():
+    async def handler(reader, writer, n):
+        await server.read_request(reader)
+        writer.write(ok(b'{"late": false}'))
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with Scripted(handler) as server:
+        p = pool()
+        loop = asyncio.get_running_loop()
+        r = await p.post(endpoint(server), b"{}")
+        await asyncio.sleep(0.05)   # the whole body is in
+        r._conn.arm(loop.time() - 1)   # a deadline already past: fires on the next loop pass
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        r.set_exception(TimeoutError("a stream watchdog, just too late"))
+        assert await r.read() == b'{"late": false}'
+        r.release()
+        assert sum(len(c) for c in p._idle.values()) == 1
+        await p.close()
+
+
+async def test_a_second_answer_to_one_request_is_not_taken_and_the_connection_is_dropped():
+    async def handler(reader, writer, n):
+        await server.read_request(reader)
+        writer.write(ok(b"{}") + b"HTTP/1.1 500 Oops\r\nContent-Length: 5\r\n\r\nevil!")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with Scripted(handler) as server:
+        p = pool()
+        r = await p.post(endpoint(server), b"{}")
+        await asyncio.sleep(0.05)
+        assert r.status == 200 and await r.read() == b"{}"
+        r.release()
+        assert not any(p._idle.values())
+        await p.close()
+
+
+async def test_idle_connections_are_closed_after_keepalive():
+    async def handler(reader, writer, n):
+        while True:
+            await server.read_request(reader)
+            writer.write(ok(b"{}"))
+            await writer.drain()
+
+    async with Scripted(handler) as server:
+        p = pool(keepalive_s=0.2)
+        responses = await asyncio.gather(*(p.post(endpoint(server), b"{}") for _ in range(3)))
+        for r in responses:
+            await r.read()
+            r.release()
+        assert sum(len(c) for c in p._idle.values()) == 3
+        await asyncio.sleep(0.5)
+        assert not p._idle
+        await p.close()
+    assert server.connections == 3
+
+
+def test_endpoint_credentials_encoding_and_reserved_headers():
+    e = Endpoint.post("http://user:p%40ss@例え.jp/v1/a b", {})
+    lines = e.head.split(b"\r\n")
+    assert lines[0] == b"POST /v1/a%20b HTTP/1.1" and lines[1] == b"Host: xn--r8jz45g.jp"
+    assert b"Authorization: Basic dXNlcjpwQHNz" in lines   # user:p@ss
+    e = Endpoint.post("http://u:p@h/v1", {"authorization": "Bearer k", "Host": "virtual.example"})
+    assert b"authorization: Bearer k" in e.head and b"Basic" not in e.head
+    assert e.head.count(b"ost: ") == 1 and b"Host: virtual.example" in e.head
+    with pytest.raises(ValueError):
+        Endpoint.post("http://h/v1", {"Content-Length": "5"})

@@ -50,3 +50,17 @@ async def test_a_full_flow_logs_no_secret(gateway, caplog):
     secret = parse_key(created.key).secret
     assert caplog.records, "the flow should have logged something to check"
     assert secret not in caplog.text and created.key not in caplog.text
+
+
+@pytest.mark.parametrize("text,secret", [
+    ('Authorization: Bearer "tok123abc"', "tok123abc"),
+    ('{"headers": "Bearer \\"tok123abc\\""}', "tok123abc"),
+    ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+    ('{"authorization": "Basic dXNlcjpwYXNz"}', "dXNlcjpwYXNz"),
+    ("x-api-key: abc123secret", "abc123secret"),
+    ('{"api_key": "abc123secret"}', "abc123secret"),
+])
+def test_redact_quoted_basic_and_api_key_fields(text, secret):
+    out = redact(text)
+    assert secret not in out and "[REDACTED]" in out
+    assert redact("Basic configuration is done") == "Basic configuration is done"
