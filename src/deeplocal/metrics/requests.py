@@ -211,16 +211,18 @@ class RequestTimer:
             self._last = now
 
     def finish(self, *, status: str, finish_reason: str | None, prompt_tokens: int,
-               completion_tokens: int, tenant: str | None = None) -> RequestSummary:
+               completion_tokens: int, tenant: str | None = None, spend_usd: float | None = None) -> RequestSummary:
+        """`spend_usd`: what the request cost, when the caller knows (a routed upstream's prices);
+        otherwise it is estimated from the metrics' own price table, if it has this upstream."""
         with self._lock:
             if self._summary is not None:
                 return self._summary
             self._summary = self._record(status, finish_reason, max(0, prompt_tokens),
-                                         max(0, completion_tokens), tenant)
+                                         max(0, completion_tokens), tenant, spend_usd)
             return self._summary
 
     def _record(self, status: str, finish_reason: str | None, prompt: int, completion: int,
-                tenant: str | None) -> RequestSummary:
+                tenant: str | None, spend_usd: float | None) -> RequestSummary:
         m, series = self._m, self._s
         now = m.clock()
         e2e = now - self._t0
@@ -241,8 +243,11 @@ class RequestTimer:
         completion_usage.inc(completion)
         spend = 0.0
         price = self._price
-        if price is not None:
+        if spend_usd is not None:
+            spend = max(0.0, spend_usd)
+        elif price is not None:
             spend = (prompt * price[0] + completion * price[1]) / 1e6
+        if spend > 0 or (spend_usd is None and price is not None):
             m.spend.labels(*usage_labels).inc(spend)
         series.in_flight.dec()
         ttft = self._first - self._t0 if self._first is not None else None

@@ -106,6 +106,10 @@ class RoutedStream:
     def cost_usd(self) -> float:
         return cost_usd(self.usage, self._up.settings.price) if self.usage else 0.0
 
+    def cost_of(self, usage: Usage) -> float:
+        """What `usage` costs at this upstream's prices (0 for an unpriced one, e.g. a local engine)."""
+        return cost_usd(usage, self._up.settings.price)
+
     def __aiter__(self) -> RoutedStream:
         return self
 

@@ -54,6 +54,7 @@ routing:
       base_url: {cloud}/v1
       api_key_env: FAKE_CLOUD_KEY
       may_receive: [public, internal]
+      price: {{input_per_mtok: 2000, output_per_mtok: 8000}}
   aliases:
     cloud-chat: [{{upstream: cloud, model: fake}}]
     hybrid: [local, {{upstream: cloud, model: fake}}]
@@ -122,3 +123,21 @@ def test_audit_chain_verifies_and_catches_tampering(server):
     segments[0].write_text(text.replace('"prompt_tokens":', '"prompt_tokens":1', 1))
     bad = run("verify", "--json")
     assert bad.returncode == 1
+
+
+def _spend(srv, upstream: str) -> float:
+    text = httpx.get(srv.base_url + "/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("deeplocal_estimated_spend_usd_total{") and f'upstream="{upstream}"' in line)
+
+
+def test_spend_of_a_cloud_call_is_counted_at_its_prices(server):
+    srv, _ = server
+    before = _spend(srv, "cloud")
+    r = _post(srv, "cloud-chat", "What is the capital of France?", **{"X-Data-Class": "public"})
+    assert r.status_code == 200 and r.headers["x-deeplocal-upstream"] == "cloud"
+    usage = r.json()["usage"]
+    expected = (usage["prompt_tokens"] * 2000 + usage["completion_tokens"] * 8000) / 1e6
+    assert expected > 0 and _spend(srv, "cloud") - before == pytest.approx(expected)
+    local = _post(srv, "hybrid", "Say hi.", **{"X-Data-Class": "public"})
+    assert local.headers["x-deeplocal-upstream"] == "local" and _spend(srv, "local") == 0

@@ -158,8 +158,10 @@ class GenerationCall:
         tenant = getattr(self.principal, "tenant", None)
         principal_id = getattr(self.principal, "key_id", None)
         if self._timer is not None:
+            cost_of = getattr(stream, "cost_of", None)   # a routed stream knows its upstream's prices
             summary = self._timer.finish(status=status, finish_reason=finish, prompt_tokens=usage.prompt_tokens,
-                                         completion_tokens=usage.completion_tokens, tenant=tenant)
+                                         completion_tokens=usage.completion_tokens, tenant=tenant,
+                                         spend_usd=cost_of(usage) if cost_of is not None else None)
             log_request(summary, request_id=self.req.request_id, principal_id=principal_id, tenant=tenant)
         else:
             request_log_line(request_id=self.req.request_id, principal_id=principal_id, model=self.served.id,
