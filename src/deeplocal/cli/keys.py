@@ -86,6 +86,9 @@ def create(
         "--expires", help="Lifetime like 30d / 12h, or an ISO date \\[default: never]")] = None,
     data_class: Annotated[str | None, typer.Option(
         "--data-class", help="Default data class for routing: restricted, internal or public")] = None,
+    pii_policy: Annotated[str | None, typer.Option(
+        "--pii-policy", help="The key's own PII policy over its tenant's, e.g. 'CN_ID=block,EMAIL_ADDRESS=redact' "
+                             "('*=action' for the rest) \\[default: the tenant's]")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
@@ -100,7 +103,7 @@ def create(
             created = store.create(
                 tenant=tenant, name=name, scopes=_split(scopes) or ["inference"], models=_split(models),
                 limits=Limits(rpm=rpm, tpm=tpm, monthly_tokens=monthly_tokens, max_streams=max_streams),
-                expires_at=expires_at, data_class=data_class)
+                expires_at=expires_at, data_class=data_class, pii_policy=pii_policy)
     except DeeplocalError as exc:
         raise _fail(exc) from None
     _print_created(created, as_json=as_json)

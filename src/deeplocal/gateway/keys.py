@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select, update
 
 from deeplocal.engine.errors import InvalidRequest
 from deeplocal.errors import DeeplocalError
+from deeplocal.gateway.pii.policy import PiiPolicy
 from deeplocal.gateway.principal import DATA_CLASSES, SCOPES, Limits, Principal
 from deeplocal.store.tables import api_keys
 
@@ -78,6 +79,7 @@ class KeyRecord:
     rotated_from: str | None
     secret_hash: str = field(repr=False)
     salt: str = field(repr=False)
+    pii_policy: str | None = None
 
     def state(self, now: float) -> str:
         if self.revoked_at is not None and self.revoked_at <= now:
@@ -89,14 +91,14 @@ class KeyRecord:
     def principal(self) -> Principal:
         return Principal(key_id=self.key_id, tenant=self.tenant, name=self.name, scopes=self.scopes,
                          models=self.models, limits=self.limits, data_class=self.data_class,
-                         quota_id=self.quota_id)
+                         quota_id=self.quota_id, pii_policy=self.pii_policy)
 
     def public_dict(self, now: float) -> dict[str, Any]:
         return {
             "key_id": self.key_id, "tenant": self.tenant, "name": self.name,
             "scopes": sorted(self.scopes), "models": list(self.models),
             "rpm": self.limits.rpm, "tpm": self.limits.tpm, "monthly_tokens": self.limits.monthly_tokens,
-            "max_streams": self.limits.max_streams, "data_class": self.data_class,
+            "max_streams": self.limits.max_streams, "data_class": self.data_class, "pii_policy": self.pii_policy,
             "created_at": self.created_at, "expires_at": self.expires_at, "revoked_at": self.revoked_at,
             "rotated_from": self.rotated_from, "state": self.state(now),
         }
@@ -115,6 +117,7 @@ def _record(row: Any) -> KeyRecord:
         limits=Limits(rpm=row.rpm, tpm=row.tpm, monthly_tokens=row.monthly_tokens, max_streams=row.max_streams),
         data_class=row.data_class, created_at=row.created_at, expires_at=row.expires_at,
         revoked_at=row.revoked_at, rotated_from=row.rotated_from, secret_hash=row.secret_hash, salt=row.salt,
+        pii_policy=row.pii_policy,
     )
 
 
@@ -171,15 +174,21 @@ class KeyStore:
     def create(self, *, tenant: str, name: str, scopes: Iterable[str] = ("inference",),
                models: Iterable[str] = (), limits: Limits | None = None, expires_at: float | None = None,
                data_class: str | None = None, rotated_from: str | None = None,
-               quota_id: str | None = None) -> CreatedKey:
+               quota_id: str | None = None, pii_policy: str | None = None) -> CreatedKey:
+        """`pii_policy`: "ENTITY=action,..." over the tenant's policy (checked, stored normalised)."""
         limits = limits or Limits()
         scope_set, model_list = _check_spec(tenant, name, scopes, models, limits, data_class)
+        if pii_policy is not None:
+            try:
+                pii_policy = PiiPolicy.check_spec(pii_policy)
+            except ValueError as exc:
+                raise InvalidKeySpec(str(exc), param="pii_policy") from None
         key_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_hex(16)
         record = KeyRecord(
             key_id=key_id, quota_id=quota_id or key_id, tenant=tenant, name=name, scopes=scope_set,
             models=model_list, limits=limits, data_class=data_class, created_at=self._clock(),
             expires_at=expires_at, revoked_at=None, rotated_from=rotated_from,
-            secret_hash=hash_secret(secret, salt), salt=salt,
+            secret_hash=hash_secret(secret, salt), salt=salt, pii_policy=pii_policy,
         )
         with self._engine.begin() as conn:
             conn.execute(api_keys.insert().values(
@@ -187,7 +196,7 @@ class KeyStore:
                 secret_hash=record.secret_hash, salt=salt, scopes=sorted(scope_set), models=list(model_list),
                 rpm=limits.rpm, tpm=limits.tpm, monthly_tokens=limits.monthly_tokens,
                 max_streams=limits.max_streams, data_class=data_class, created_at=record.created_at,
-                expires_at=expires_at, revoked_at=None, rotated_from=rotated_from,
+                expires_at=expires_at, revoked_at=None, rotated_from=rotated_from, pii_policy=pii_policy,
             ))
         return CreatedKey(record=record, key=f"{KEY_PREFIX}-{key_id}-{secret}")
 
@@ -223,7 +232,7 @@ class KeyStore:
             raise InvalidKeySpec(f"key {key_id} is {old.state(self._clock())}; only an active key can be rotated")
         created = self.create(tenant=old.tenant, name=old.name, scopes=old.scopes, models=old.models,
                               limits=old.limits, expires_at=old.expires_at, data_class=old.data_class,
-                              rotated_from=old.key_id, quota_id=old.quota_id)
+                              rotated_from=old.key_id, quota_id=old.quota_id, pii_policy=old.pii_policy)
         self.revoke(key_id, at=self._clock() + max(0.0, grace_s))
         return created
 

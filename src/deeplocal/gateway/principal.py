@@ -36,6 +36,7 @@ class Principal:
     limits: Limits = Limits()
     data_class: str | None = None  # default data class for routing: restricted/internal/public
     quota_id: str = ""             # counters are shared by a key and the keys rotated from it
+    pii_policy: str | None = None  # the key's own PII policy, "ENTITY=action,...", over its tenant's
 
     def may_use(self, model: str) -> bool:
         return not self.models or any(fnmatchcase(model, pattern) for pattern in self.models)

@@ -49,18 +49,26 @@ class PrivacyGuard:
             self.audit.prepare()   # a wrong audit key fails the start, not a request
             self._writer = BatchWriter(self.audit.append_many, flush_s=audit.batch_s, on_error=_log_lost,
                                        name="deeplocal-audit-writer")
-        self._policies: dict[str, PiiPolicy] = {}
+        self._tenant_policies = {
+            tenant: PiiPolicy.from_mapping({e: a for e, a in policy.items() if e != "*"},
+                                           default=policy.get("*", self.base_policy.default), base=self.base_policy)
+            for tenant, policy in pii.tenants.items()}
+        self._policies: dict[tuple[str | None, str], PiiPolicy] = {}
         # Leaving the machine: every finding is pseudonymized, whatever the caller's policy.
         self._pseudonymizer = (functools.partial(Pseudonymizer, self.scanner)
                                if self.scanner is not None and pii.pseudonymize_remote else None)
 
     def _policy(self, principal: Any) -> PiiPolicy:
+        """The caller's policy: the global one, under the tenant's (pii.tenants), under the key's own."""
+        tenant = getattr(principal, "tenant", None)
+        base = self._tenant_policies.get(tenant, self.base_policy) if tenant is not None else self.base_policy
         spec = getattr(principal, "pii_policy", None)
         if not spec:
-            return self.base_policy
-        if spec not in self._policies:
-            self._policies[spec] = PiiPolicy.parse(spec, base=self.base_policy)
-        return self._policies[spec]
+            return base
+        policy = self._policies.get((tenant, spec))
+        if policy is None:
+            policy = self._policies[(tenant, spec)] = PiiPolicy.parse(spec, base=base)
+        return policy
 
     def screen(self, req: GenerationRequest, *, principal: Any, header: str | None) -> Screened:
         """Blocked entity types -> 400; redacted ones become typed placeholders for every upstream."""

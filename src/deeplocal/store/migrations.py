@@ -32,8 +32,16 @@ def _v1_keys_limits_ledger(conn: Connection) -> None:
     )
 
 
+def _v2_key_pii_policy(conn: Connection) -> None:
+    """A key's own PII policy. A database created at v2 already has the column (v1 creates the tables
+    as they are now)."""
+    if "pii_policy" not in {c["name"] for c in inspect(conn).get_columns(tables.api_keys.name)}:
+        conn.execute(text(f"ALTER TABLE {tables.api_keys.name} ADD COLUMN pii_policy VARCHAR(1024)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "api keys, rate-limit state, stream leases, usage ledger", _v1_keys_limits_ledger),
+    Migration(2, "a PII policy per key", _v2_key_pii_policy),
 )
 
 

@@ -38,6 +38,7 @@ api_keys = Table(
     Column("expires_at", Double),
     Column("revoked_at", Double),
     Column("rotated_from", String(32)),
+    Column("pii_policy", String(1024)),   # schema v2: the key's own PII policy
 )
 
 # Rate-limit state per quota_id: two token buckets (requests, tokens) and the period's usage.

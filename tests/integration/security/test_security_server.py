@@ -34,6 +34,7 @@ def secured(tmp_path_factory):
         "other_model": _key(tmp, "--tenant", "acme", "--name", "limited", "--models", "some-other-model"),
         "admin": _key(tmp, "--tenant", "acme", "--name", "ops", "--scopes", "inference,admin"),
         "rpm": _key(tmp, "--tenant", "beta", "--name", "slow", "--rpm", "2"),
+        "no_email": _key(tmp, "--tenant", "acme", "--name", "strict", "--pii-policy", "EMAIL_ADDRESS=block"),
     }
     srv = start_server(tmp, "--auth")
     yield srv, {k: v["key"] for k, v in keys.items()}, tmp
@@ -89,7 +90,7 @@ def test_metrics_scrape_and_no_secret_in_log(secured):
     assert "deeplocal_request_time_to_first_token_seconds_count" in text
     log = srv.log()
     for key in keys.values():
-        assert key not in log and key.split("-")[-1] not in log
+        assert key not in log and key.split("-", 2)[2] not in log   # the secret may itself contain "-"
     assert "hi" not in [ln.strip() for ln in log.splitlines()]
 
 
@@ -98,3 +99,12 @@ def test_public_bind_without_auth_refuses(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "deeplocal", "serve", "--host", "0.0.0.0", "--port", "0"],
                           env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "refusing to start" in proc.stderr
+
+
+def test_a_key_with_its_own_pii_policy(secured):
+    srv, keys, _ = secured
+    email = [{"role": "user", "content": "Forward this to zhang.san@example.com please."}]
+    refused = _chat(srv, keys["no_email"], messages=email)
+    assert refused.status_code == 400 and "EMAIL_ADDRESS" in refused.json()["error"]["message"]
+    assert _chat(srv, keys["user"], messages=email).status_code == 200   # same tenant, the global policy
+    assert _chat(srv, keys["no_email"]).status_code == 200                # no email: served

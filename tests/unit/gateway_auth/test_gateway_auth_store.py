@@ -59,3 +59,23 @@ def test_a_bad_url_does_not_echo_credentials():
     with pytest.raises(DatabaseError) as info:
         make_engine("not a url with password hunter2")
     assert "hunter2" not in str(info.value)
+
+
+def test_a_v1_database_gains_the_key_pii_policy_column_and_keeps_its_keys(tmp_path):
+    from sqlalchemy import text
+
+    from deeplocal.gateway.keys import KeyStore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    store = KeyStore(engine, clock=lambda: 1000.0)
+    old = store.create(tenant="acme", name="before")
+    with engine.begin() as conn:   # what a database made by the v1 schema looks like
+        conn.execute(text("ALTER TABLE api_keys DROP COLUMN pii_policy"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 1"))
+    assert "pii_policy" not in {c["name"] for c in inspect(engine).get_columns("api_keys")}
+    assert migrate(engine) == MIGRATIONS[-1].version
+    assert store.get(old.record.key_id).pii_policy is None
+    new = store.create(tenant="acme", name="after", pii_policy="EMAIL_ADDRESS=block")
+    assert store.get(new.record.key_id).principal().pii_policy == "EMAIL_ADDRESS=block"
+    engine.dispose()

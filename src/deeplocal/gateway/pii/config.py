@@ -26,6 +26,9 @@ class PiiSettings(BaseModel):
     # types not listed take `default_action`; high-risk identifiers are redacted unless set here.
     policy: dict[str, ActionName] = Field(default_factory=dict)
     default_action: ActionName = "allow"
+    # Per tenant, over `policy`: {tenant: {ENTITY: action, "*": action for the rest}}. A key's own
+    # policy (`deeplocal keys create --pii-policy`) goes over its tenant's: global < tenant < key.
+    tenants: dict[str, dict[str, ActionName]] = Field(default_factory=dict)
     # Requests routed off this machine get reversible pseudonymization: originals are restored in
     # the response. Off: redaction is one-way for them too.
     pseudonymize_remote: bool = True
@@ -47,4 +50,13 @@ class PiiSettings(BaseModel):
         unknown = sorted(set(value) - set(ALL_ENTITIES))
         if unknown:
             raise ValueError(f"unknown entity types {unknown}; known: {list(ALL_ENTITIES)}")
+        return value
+
+    @field_validator("tenants")
+    @classmethod
+    def _known_tenant_entities(cls, value: dict[str, dict[str, ActionName]]) -> dict[str, dict[str, ActionName]]:
+        for tenant, policy in value.items():
+            unknown = sorted(set(policy) - set(ALL_ENTITIES) - {"*"})
+            if unknown:
+                raise ValueError(f"tenant {tenant!r}: unknown entity types {unknown}; known: {list(ALL_ENTITIES)}")
         return value

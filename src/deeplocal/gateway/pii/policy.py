@@ -76,6 +76,24 @@ class PiiPolicy:
         default = mapping.pop("*", (base or cls()).default)
         return cls.from_mapping(mapping, default=default, base=base)
 
+    @classmethod
+    def check_spec(cls, spec: str) -> str:
+        """`spec` normalised ("ENTITY=action,...", sorted), or ValueError naming what is wrong: a
+        malformed pair, an unknown entity type or an unknown action."""
+        from deeplocal.gateway.pii.types import ALL_ENTITIES
+
+        pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise ValueError(f"a PII policy is ENTITY=action pairs separated by commas, got {spec!r}")
+        mapping = {k.strip(): v.strip().lower() for k, v in pairs}
+        unknown = sorted(set(mapping) - set(ALL_ENTITIES) - {"*"})
+        if unknown:
+            raise ValueError(f"unknown entity types {unknown}; known: {', '.join(ALL_ENTITIES)}")
+        bad = sorted(a for a in set(mapping.values()) if a not in {x.value for x in Action})
+        if bad:
+            raise ValueError(f"unknown actions {bad}; use allow, redact or block")
+        return ",".join(f"{k}={v}" for k, v in sorted(mapping.items()))
+
     def action_for(self, entity_type: str) -> Action:
         return self._lookup.get(entity_type, self.default)
 
