@@ -84,7 +84,10 @@ class PrivacyGuard:
             req = _with_texts(req, outcome.texts)
         flat = [f for fs in findings for f in fs] if self.pii_settings.restricted_on_findings else []
         data_class = classify(flat, header=header, principal_default=default)
-        return Screened(req, data_class, outcome.finding_types, self._pseudonymizer)
+        pseudonymizer = self._pseudonymizer
+        if pseudonymizer is not None and not outcome.redacted:   # the texts leave as scanned: no rescan
+            pseudonymizer = functools.partial(pseudonymizer, known=dict(zip(texts, findings, strict=True)))
+        return Screened(req, data_class, outcome.finding_types, pseudonymizer)
 
     async def record(self, *, request_id: str, principal: Any, model: str, upstream: str, usage: Any,
                      status: str, data_class: str | None, finding_types: tuple[str, ...], started: float,

@@ -60,3 +60,4 @@ def test_key_specs_are_checked_and_normalised(tmp_path):
 def test_unknown_entity_in_a_tenant_policy_is_a_config_error():
     with pytest.raises(ValueError):
         PiiSettings(tenants={"t": {"NOT_A_TYPE": "block"}})
+

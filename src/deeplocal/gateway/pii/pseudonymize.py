@@ -7,7 +7,7 @@ streamed or whole. One `Pseudonymizer` per request: its table holds the original
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from deeplocal.gateway.pii.analyzer import PiiScanner
 from deeplocal.gateway.pii.placeholders import PlaceholderTable, StreamRestorer
@@ -18,11 +18,14 @@ from deeplocal.gateway.pii.types import Finding
 class Pseudonymizer:
     """`policy` None: every finding is pseudonymized; else the types whose action is not allow."""
 
-    __slots__ = ("_policy", "_scanner", "_table")
+    __slots__ = ("_known", "_policy", "_scanner", "_table")
 
-    def __init__(self, scanner: PiiScanner, policy: PiiPolicy | None = None) -> None:
+    def __init__(self, scanner: PiiScanner, policy: PiiPolicy | None = None, *,
+                 known: Mapping[str, Sequence[Finding]] | None = None) -> None:
+        """`known`: findings of texts scanned already (the gateway's screen), used instead of a rescan."""
         self._scanner = scanner
         self._policy = policy
+        self._known = known or {}
         self._table = PlaceholderTable()
 
     @property
@@ -36,6 +39,8 @@ class Pseudonymizer:
 
     def pseudonymize(self, text: str, findings: Sequence[Finding] | None = None) -> str:
         """`text` with its PII replaced; pass `findings` when the text was scanned already."""
+        if findings is None:
+            findings = self._known.get(text)
         found = self._scanner.scan(text) if findings is None else findings
         selected = self._selected(found)
         return replace_spans(text, selected, self._table) if selected else text
