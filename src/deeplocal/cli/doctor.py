@@ -15,7 +15,7 @@ from deeplocal.engine.vllm.preflight import Check
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
-def exposure_check(server: Any, *, auth_enabled: bool = True) -> Check:
+def exposure_check(server: Any, *, auth_enabled: bool) -> Check:
     """What `serve` decides about exposure (gateway/transport.py), as one doctor line."""
     from deeplocal.gateway.transport import exposure_findings
 

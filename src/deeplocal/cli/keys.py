@@ -132,11 +132,12 @@ def list_keys(
     from rich.table import Table
 
     table = Table("key id", "tenant", "name", "scopes", "models", "rpm", "tpm", "month", "streams",
-                  "expires", "state")
+                  "class", "pii policy", "expires", "state")
     for row in rows:
         table.add_row(row["key_id"], row["tenant"], row["name"], ",".join(row["scopes"]),
                       ",".join(row["models"]) or "*", *(str(row[k] or "-") for k in
-                                                         ("rpm", "tpm", "monthly_tokens", "max_streams")),
+                                                         ("rpm", "tpm", "monthly_tokens", "max_streams",
+                                                          "data_class", "pii_policy")),
                       _when(row["expires_at"]), row["state"])
     Console().print(table)
 

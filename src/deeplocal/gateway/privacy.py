@@ -49,10 +49,8 @@ class PrivacyGuard:
             self.audit.prepare()   # a wrong audit key fails the start, not a request
             self._writer = BatchWriter(self.audit.append_many, flush_s=audit.batch_s, on_error=_log_lost,
                                        name="deeplocal-audit-writer")
-        self._tenant_policies = {
-            tenant: PiiPolicy.from_mapping({e: a for e, a in policy.items() if e != "*"},
-                                           default=policy.get("*", self.base_policy.default), base=self.base_policy)
-            for tenant, policy in pii.tenants.items()}
+        self._tenant_policies = {tenant: PiiPolicy.layer(policy, base=self.base_policy)
+                                 for tenant, policy in pii.tenants.items()}
         self._policies: dict[tuple[str | None, str], PiiPolicy] = {}
         # Leaving the machine: every finding is pseudonymized, whatever the caller's policy.
         self._pseudonymizer = (functools.partial(Pseudonymizer, self.scanner)
@@ -85,7 +83,7 @@ class PrivacyGuard:
         flat = [f for fs in findings for f in fs] if self.pii_settings.restricted_on_findings else []
         data_class = classify(flat, header=header, principal_default=default)
         pseudonymizer = self._pseudonymizer
-        if pseudonymizer is not None and not outcome.redacted:   # the texts leave as scanned: no rescan
+        if pseudonymizer is not None:   # a text that leaves as it was scanned is not scanned again
             pseudonymizer = functools.partial(pseudonymizer, known=dict(zip(texts, findings, strict=True)))
         return Screened(req, data_class, outcome.finding_types, pseudonymizer)
 

@@ -22,8 +22,8 @@ _EWMA_ALPHA = 0.3
 def cost_usd(usage: Usage, price: PriceSettings) -> float:
     """What a generation cost at this upstream's prices (cached prompt tokens at the cached rate)."""
     cached_rate = price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok
-    fresh = usage.prompt_tokens - usage.cached_tokens
-    return (fresh * price.input_per_mtok + usage.cached_tokens * cached_rate
+    cached = min(usage.cached_tokens, usage.prompt_tokens)   # an upstream's odd report never costs < 0
+    return ((usage.prompt_tokens - cached) * price.input_per_mtok + cached * cached_rate
             + usage.completion_tokens * price.output_per_mtok) / 1e6
 
 

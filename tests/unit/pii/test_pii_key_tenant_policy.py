@@ -21,8 +21,8 @@ def _principal(tenant: str, pii_policy: str | None = None) -> Principal:
     return Principal(key_id="k", tenant=tenant, name="n", scopes=frozenset({"inference"}), pii_policy=pii_policy)
 
 
-def _screen(guard: PrivacyGuard, principal: Principal) -> str:
-    req = GenerationRequest(request_id="r", model="m", messages=(Message("user", TEXT),))
+def _screen(guard: PrivacyGuard, principal: Principal, text: str = TEXT) -> str:
+    req = GenerationRequest(request_id="r", model="m", messages=(Message("user", text),))
     return guard.screen(req, principal=principal, header="public").request.messages[0].content
 
 
@@ -36,9 +36,12 @@ def test_global_then_tenant_then_key(tmp_path):
     assert "zhang.san@example.com" not in bank and "13812345678" not in bank        # tenant adds phone
     own = _screen(guard, _principal("bank", "EMAIL_ADDRESS=allow"))
     assert "zhang.san@example.com" in own and "13812345678" not in own              # key over tenant
-    with pytest.raises(Exception) as refused:                                         # tenant default: block
-        _screen(guard, _principal("lab"))
-    assert getattr(refused.value, "status_code", None) == 400
+    for text in (TEXT, "Mail zhang.san@example.com", "ID 11010519491231002X"):  # "*": block, whatever
+        with pytest.raises(Exception) as refused:                               # a lower layer said
+            _screen(guard, _principal("lab"), text)
+        assert getattr(refused.value, "status_code", None) == 400
+    allowed = _screen(guard, _principal("lab", "*=allow"), "ID 11010519491231002X and zhang.san@example.com")
+    assert "11010519491231002X" in allowed and "zhang.san@example.com" in allowed   # the key's "*" over all
 
 
 def test_key_specs_are_checked_and_normalised(tmp_path):

@@ -170,3 +170,13 @@ def test_streamed_tool_call_deltas_are_kept():
     else:
         (call,) = parse_tool_calls("".join(c.text for c in chunks), {"get_weather"})
         assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}
+
+
+def test_cost_counts_cached_prompt_tokens_at_the_cached_rate_and_never_goes_negative():
+    from deeplocal.engine.types import Usage
+    from deeplocal.routing.config import PriceSettings
+    from deeplocal.routing.upstreams import cost_usd
+
+    price = PriceSettings(input_per_mtok=2.0, output_per_mtok=8.0, cached_input_per_mtok=0.5)
+    assert cost_usd(Usage(1000, 100, 400), price) == pytest.approx((600 * 2 + 400 * 0.5 + 100 * 8) / 1e6)
+    assert cost_usd(Usage(10, 0, 1000), price) == pytest.approx(10 * 0.5 / 1e6)   # an odd report

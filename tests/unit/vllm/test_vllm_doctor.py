@@ -96,7 +96,7 @@ def test_missing_vllm_is_explained():
     ({"host": "10.1.2.3", "tls_cert": "/nope/cert.pem"}, "fail"),
 ])
 def test_plain_http_off_loopback_warns(server, status):
-    check = exposure_check(ServerSettings(**server))
+    check = exposure_check(ServerSettings(**server), auth_enabled=True)
     assert check.status == status
     if status == "warn":
         assert "unencrypted" in check.detail and "tls_cert" in check.fix
@@ -106,7 +106,7 @@ def test_tls_with_both_files_is_ok(tmp_path):
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     cert.write_text("x")
     key.write_text("y")
-    check = exposure_check(ServerSettings(host="0.0.0.0", tls_cert=str(cert), tls_key=str(key)))
+    check = exposure_check(ServerSettings(host="0.0.0.0", tls_cert=str(cert), tls_key=str(key)), auth_enabled=True)
     assert check.status == "ok" and "HTTPS" in check.detail
 
 

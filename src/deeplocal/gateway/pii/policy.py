@@ -68,13 +68,23 @@ class PiiPolicy:
 
     @classmethod
     def parse(cls, spec: str, *, base: PiiPolicy | None = None) -> PiiPolicy:
-        """From "CN_ID=block,EMAIL_ADDRESS=redact,*=allow" (the form the CLI and headers use)."""
+        """From "CN_ID=block,EMAIL_ADDRESS=redact,*=allow" (the form the CLI and headers use), as a layer
+        over `base` (see `layer`)."""
         pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
         if any(len(p) != 2 for p in pairs):
             raise ValueError(f"policy must be ENTITY=action pairs separated by commas, got {spec!r}")
-        mapping = {k.strip(): v.strip().lower() for k, v in pairs}
-        default = mapping.pop("*", (base or cls()).default)
-        return cls.from_mapping(mapping, default=default, base=base)
+        return cls.layer({k.strip(): v.strip().lower() for k, v in pairs}, base=base or cls())
+
+    @classmethod
+    def layer(cls, mapping: Mapping[str, str | Action], *, base: PiiPolicy) -> PiiPolicy:
+        """A tenant's or a key's policy over `base`: the types it names take its actions; with "*" every
+        other type takes that action, those `base` names included ("*": "block" refuses any finding);
+        without "*" the rest is as in `base`."""
+        named = dict(mapping)
+        rest = named.pop("*", None)
+        if rest is not None:
+            base = cls((), Action(rest))
+        return cls.from_mapping(named, default=base.default, base=base)
 
     @classmethod
     def check_spec(cls, spec: str) -> str:
