@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deeplocal.engine.types import GenerationRequest, Message
+from deeplocal.engine.types import GenerationRequest
 from deeplocal.gateway.audit.config import AuditSettings
 from deeplocal.gateway.audit.log import AuditLog
 from deeplocal.gateway.audit.records import AuditRecord
@@ -73,7 +73,7 @@ class PrivacyGuard:
         default = getattr(principal, "data_class", None)
         if self.scanner is None:
             return Screened(req, classify([], header=header, principal_default=default), (), None)
-        texts = [m.content for m in req.messages] if req.messages is not None else [req.prompt or ""]
+        texts = _texts_of(req)
         findings = self.scanner.scan_many(texts)
         policy = self._policy(principal)
         outcome = apply_policy(texts, findings, policy)
@@ -132,9 +132,33 @@ def _log_lost(records: list[AuditRecord], error: BaseException) -> None:
         log.error("could not append the audit record of request %s: %r", rec.request_id, error)
 
 
+def _arguments(call: Any) -> str | None:
+    function = call.get("function") if isinstance(call, dict) else None
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    return arguments if isinstance(arguments, str) else None
+
+
+def _texts_of(req: GenerationRequest) -> list[str]:
+    """What the policy screens, in order: each message's content and its tool calls' arguments (an
+    earlier assistant turn can carry PII there too), or the prompt."""
+    if req.messages is None:
+        return [req.prompt or ""]
+    texts: list[str] = []
+    for m in req.messages:
+        texts.append(m.content)
+        texts.extend(a for c in m.tool_calls if (a := _arguments(c)) is not None)
+    return texts
+
+
 def _with_texts(req: GenerationRequest, texts: tuple[str, ...]) -> GenerationRequest:
-    if req.messages is not None:
-        msgs = tuple(dataclasses.replace(m, content=t) if isinstance(m, Message) else m
-                     for m, t in zip(req.messages, texts, strict=True))
-        return dataclasses.replace(req, messages=msgs)
-    return dataclasses.replace(req, prompt=texts[0])
+    """`req` with the texts of `_texts_of` replaced, in the same order."""
+    if req.messages is None:
+        return dataclasses.replace(req, prompt=texts[0])
+    rest = iter(texts)
+    msgs = []
+    for m in req.messages:
+        content = next(rest)
+        calls = tuple({**c, "function": {**c["function"], "arguments": next(rest)}}
+                      if _arguments(c) is not None else c for c in m.tool_calls)
+        msgs.append(dataclasses.replace(m, content=content, tool_calls=calls))
+    return dataclasses.replace(req, messages=tuple(msgs))
