@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import ssl
 import time
 from collections import deque
@@ -107,8 +108,28 @@ class Response:
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
-    async def readany(self) -> bytes:
-        """The body bytes that have arrived (waiting for some), or b"" at the end of the body."""
+    async def readany(self, *, deadline: float | None = None) -> bytes:
+        """The body bytes that have arrived (waiting for some), or b"" at the end of the body;
+        TimeoutError (and the connection dropped) if none have by `deadline` (the loop's clock)."""
+        self._conn.arm(deadline)
+        try:
+            return await self._next()
+        finally:
+            self._conn.disarm()
+
+    async def read(self, *, deadline: float | None = None) -> bytes:
+        """The rest of the body; TimeoutError (and the connection dropped) if it is not all there by
+        `deadline`."""
+        parts = []
+        self._conn.arm(deadline)
+        try:
+            while data := await self._next():
+                parts.append(data)
+        finally:
+            self._conn.disarm()
+        return b"".join(parts)
+
+    async def _next(self) -> bytes:
         while not self._buffer:
             if self._error is not None:
                 raise self._error
@@ -125,18 +146,6 @@ class Response:
             self._conn.resume()
         self._buffered = 0
         return data
-
-    async def read(self, *, deadline: float | None = None) -> bytes:
-        """The rest of the body; TimeoutError (and the connection dropped) if it is not all there by
-        `deadline` (the loop's clock)."""
-        parts = []
-        self._conn.arm(deadline)
-        try:
-            while data := await self.readany():
-                parts.append(data)
-        finally:
-            self._conn.disarm()
-        return b"".join(parts)
 
     def set_exception(self, exc: BaseException) -> None:
         """Fail the pending read (or the next one) with `exc`; the connection will not be reused. A body
@@ -190,8 +199,9 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self.used = False        # has carried a request before (a pooled connection)
         self._timer: asyncio.TimerHandle | None = None
+        self._armed = math.inf      # when the timer fires
+        self._deadline = math.inf   # when what is awaited now is late (inf: nothing is awaited)
         self._parser = httptools.HttpResponseParser(self)
         self._response: Response | None = None
         self._headers_ready: asyncio.Future[None] | None = None
@@ -217,20 +227,34 @@ class _Connection(asyncio.Protocol):
         return response
 
     def arm(self, deadline: float | None) -> None:
-        """Fail what is awaited on this connection with TimeoutError at `deadline` (one timer, cheaper
-        than a timeout context per await)."""
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._expire)
+        """What is awaited next on this connection must arrive by `deadline`, else it fails with
+        TimeoutError. One timer per connection, moved only when a deadline comes earlier than the one
+        it is set for: a stream's reads each state a deadline without a timer each."""
+        self._deadline = math.inf if deadline is None else deadline
+        if self._deadline < self._armed:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(self._deadline, self._expire)
+            self._armed = self._deadline
 
     def disarm(self) -> None:
+        """Nothing is awaited now: the timer stays set and finds nothing due when it fires."""
+        self._deadline = math.inf
+
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+            self._timer, self._armed = None, math.inf
 
     def _expire(self) -> None:
         """Fail only what is still pending: headers that have arrived, or a body that has arrived whole,
         are not failed by a timer that fires in the same loop pass."""
-        self._timer = None
+        self._timer, self._armed = None, math.inf
+        if self._deadline == math.inf:
+            return
+        if self.loop.time() < self._deadline:   # a later deadline was stated since the timer was set
+            self.arm(self._deadline)
+            return
         error = TimeoutError("the upstream did not answer in time")
         if self._headers_ready is not None and not self._headers_ready.done():
             self._headers_ready.set_exception(error)
@@ -256,8 +280,8 @@ class _Connection(asyncio.Protocol):
         if response is not self._response:
             return
         self._response = None
+        self._stop_timer()
         if reuse and not self.closed and not self._until_close and self._keep_alive:
-            self.used = True
             self.resume()   # the body may have been left unread while reading was paused
             self.pool._put(self)
         else:
@@ -289,7 +313,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.disarm()
+        self._stop_timer()
         response = self._response
         if response is None or response.complete:
             return

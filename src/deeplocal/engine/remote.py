@@ -3,7 +3,9 @@ Ollama, llama-server, another deeplocal). Every failure becomes a typed engine e
 
 `generate` streams (SSE); `complete` asks for one JSON body, for callers that do not stream to their
 client. With `coalesce`, events that arrive in one network read are passed on as one Chunk (their
-texts joined): the same stream in fewer, larger deltas, for a proxy that re-frames them anyway. Timeouts: `connect_s` to open the connection; streamed, `first_token_s` from sending the request
+texts joined): the same stream in fewer, larger deltas, for a proxy that re-frames them anyway.
+
+Timeouts: `connect_s` to open the connection; streamed, `first_token_s` from sending the request
 to the first chunk and `idle_s` between chunks after that; `total_s` for the whole generation (a
 non-streamed answer only arrives when it is finished, so only `total_s` bounds it). The backend keeps
 these deadlines itself (`enforces_timeouts`): callers need no timer of their own per chunk.
@@ -142,8 +144,6 @@ class RemoteBackend:
         finally:
             self._in_flight -= 1
             self._outcomes[outcome] += 1
-            if reader is not None:
-                reader.close()
             if response is not None:
                 if reader is not None and reader.complete:
                     response.release()   # read to its end: the connection goes back to the pool

@@ -1,12 +1,9 @@
 """HTTP plumbing for RemoteBackend: one keep-alive connection pool per backend (engine/httpclient.py),
-a POST whose failures become typed engine errors, a watchdog that enforces a stream's deadlines with one
-timer, and a splitter that turns received bytes into SSE lines.
+a POST whose failures become typed engine errors, and a splitter that turns received bytes into SSE lines.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,49 +58,6 @@ async def read_body(response: Response, name: str, *, deadline: float) -> bytes:
         raise UpstreamTimeout(f"upstream {name!r}: no complete answer in time") from exc
     except HttpClientError as exc:
         raise UpstreamError(f"upstream {name!r} dropped the response: {exc}") from exc
-
-
-class StreamWatch:
-    """The deadlines of one streamed response, kept by one timer instead of one per read.
-
-    Before each read the caller states the deadline for it (`expect`); the timer is moved only when
-    that deadline comes earlier than the armed one. When the timer fires during a read past its
-    deadline, the response's reader is failed with UpstreamTimeout, which the pending read raises.
-    Between reads (the consumer holding a chunk) nothing expires.
-    """
-
-    def __init__(self, content: Response, name: str):
-        self._loop = asyncio.get_running_loop()
-        self._content = content
-        self._name = name
-        self._handle: asyncio.TimerHandle | None = None
-        self._armed = math.inf
-        self._deadline = math.inf
-        self._what = ""
-        self.waiting = False
-
-    def expect(self, deadline: float, what: str) -> None:
-        """The next read must complete by `deadline` (loop time); `what` names it in the error."""
-        self._deadline, self._what = deadline, what
-        if deadline < self._armed:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._handle = self._loop.call_at(deadline, self._fire)
-            self._armed = deadline
-
-    def _fire(self) -> None:
-        self._handle, self._armed = None, math.inf
-        if not self.waiting:
-            return   # the next expect() arms it again
-        if self._loop.time() < self._deadline:
-            self.expect(self._deadline, self._what)
-            return
-        self._content.set_exception(UpstreamTimeout(f"upstream {self._name!r}: no {self._what} in time"))
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle, self._armed = None, math.inf
 
 
 class LineSplitter:

@@ -10,7 +10,7 @@ import orjson
 
 from deeplocal.engine.errors import EngineError, UpstreamError
 from deeplocal.engine.httpclient import HttpClientError, Response
-from deeplocal.engine.remote_http import LineSplitter, StreamWatch, UpstreamTimeout, read_body
+from deeplocal.engine.remote_http import LineSplitter, UpstreamTimeout, read_body
 from deeplocal.engine.remote_stream import ChunkAssembler
 from deeplocal.engine.sse import SseParser
 from deeplocal.engine.types import Chunk
@@ -28,7 +28,6 @@ class SseReader:
         self._content = response
         self._name = name
         self._first_by, self._end, self._idle_s = first_by, end, idle_s
-        self._watch = StreamWatch(self._content, name)
         self._lines, self._parser, self._assembler = LineSplitter(), SseParser(), ChunkAssembler(name)
         self._got_first = False
         self._ended = False
@@ -46,10 +45,9 @@ class SseReader:
             await self._drain()
             return assembler.finish()
         if self._got_first:
-            self._watch.expect(min(self._end, self._loop.time() + self._idle_s), "next token")
+            data = await self._read(min(self._end, self._loop.time() + self._idle_s), "next token")
         else:
-            self._watch.expect(self._first_by, "first token")
-        data = await self._read()
+            data = await self._read(self._first_by, "first token")
         out: list[Chunk] = []
         try:
             for line in self._lines.feed(data) if data else self._lines.flush():
@@ -71,29 +69,22 @@ class SseReader:
             self._got_first = True
         return out
 
-    async def _read(self) -> bytes:
-        watch = self._watch
-        watch.waiting = True
+    async def _read(self, deadline: float, what: str) -> bytes:
         try:
-            return await self._content.readany()
-        except UpstreamTimeout:
-            raise
+            return await self._content.readany(deadline=deadline)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream {self._name!r}: no {what} in time") from exc
         except HttpClientError as exc:
             raise UpstreamError(f"upstream {self._name!r} dropped the stream: {exc}") from exc
-        finally:
-            watch.waiting = False
 
     async def _drain(self) -> None:
-        self._watch.expect(self._loop.time() + _DRAIN_S, "end of the stream")
+        until = self._loop.time() + _DRAIN_S
         try:
-            while await self._read():
+            while await self._read(until, "end of the stream"):
                 pass
             self.complete = True
         except UpstreamError:
             pass
-
-    def close(self) -> None:
-        self._watch.stop()
 
 
 class BodyReader:
@@ -117,6 +108,3 @@ class BodyReader:
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(f"upstream {self._name!r} sent a malformed body: {raw[:120]!r}") from exc
         return ChunkAssembler(self._name).on_body(payload)
-
-    def close(self) -> None:
-        """Nothing to release: the response is closed by its owner."""

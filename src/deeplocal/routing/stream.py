@@ -104,7 +104,8 @@ class RoutedStream:
 
     @property
     def cost_usd(self) -> float:
-        return cost_usd(self.usage, self._up.settings.price) if self.usage else 0.0
+        """What the generation cost, from the usage the upstream reported (0 before it did)."""
+        return self.cost_of(self.usage) if self.usage else 0.0
 
     def cost_of(self, usage: Usage) -> float:
         """What `usage` costs at this upstream's prices (0 for an unpriced one, e.g. a local engine)."""

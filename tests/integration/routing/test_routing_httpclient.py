@@ -465,3 +465,23 @@ def test_endpoint_credentials_encoding_and_reserved_headers():
     assert e.head.count(b"ost: ") == 1 and b"Host: virtual.example" in e.head
     with pytest.raises(ValueError):
         Endpoint.post("http://h/v1", {"Content-Length": "5"})
+
+
+async def test_a_later_deadline_for_the_next_read_outlasts_an_earlier_one():
+    async def handler(reader, writer, n):
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.4)   # past the first read's deadline, within the second's
+        writer.write(b"1\r\nb\r\n0\r\n\r\n")
+        await writer.drain()
+
+    async with Scripted(handler) as server:
+        p = pool()
+        loop = asyncio.get_running_loop()
+        r = await p.post(endpoint(server), b"{}", deadline=loop.time() + 0.2)
+        assert await r.readany(deadline=loop.time() + 0.2) == b"a"
+        assert await r.readany(deadline=loop.time() + 1.0) == b"b"
+        assert await r.readany(deadline=loop.time() + 1.0) == b"" and r.complete
+        r.release()
+        await p.close()

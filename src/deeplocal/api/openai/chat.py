@@ -13,7 +13,7 @@ from deeplocal.api.openai.assemble import ChatAssembler, Delta, chat_logprobs
 from deeplocal.api.openai.common import open_call, usage_dict
 from deeplocal.api.openai.mapper import chat_to_generation, tool_mode
 from deeplocal.api.openai.protocol import ChatCompletionRequest
-from deeplocal.api.openai.responses import CallJSONResponse, CallStreamingResponse, close_on_error
+from deeplocal.api.openai.responses import CallStreamingResponse, json_answer
 from deeplocal.api.openai.serving import GenerationCall
 
 router = APIRouter()
@@ -55,12 +55,8 @@ async def create_chat_completion(body: ChatCompletionRequest, services: Services
         return CallStreamingResponse(
             call, _stream(call, assembler, completion_id, created, served.id, body.logprobs, include_usage),
             headers={**call.headers(), "Cache-Control": "no-cache"})
-    try:
-        content = await _collect(call, assembler, completion_id, created, served.id, body.logprobs)
-    except BaseException as exc:
-        await close_on_error(call, exc)
-        raise
-    return CallJSONResponse(call, content, headers=call.headers())
+    return await json_answer(call, _collect(call, assembler, completion_id, created, served.id, body.logprobs),
+                             headers=call.headers())
 
 
 async def _stream(call: GenerationCall, assembler: ChatAssembler, cid: str, created: int, model: str,

@@ -13,7 +13,7 @@ from deeplocal.api.openai.assemble import completion_logprobs
 from deeplocal.api.openai.common import open_call, usage_dict
 from deeplocal.api.openai.mapper import completion_to_generation
 from deeplocal.api.openai.protocol import CompletionRequest
-from deeplocal.api.openai.responses import CallJSONResponse, CallStreamingResponse, close_on_error
+from deeplocal.api.openai.responses import CallStreamingResponse, json_answer
 from deeplocal.api.openai.serving import GenerationCall
 
 router = APIRouter()
@@ -31,12 +31,8 @@ async def create_completion(body: CompletionRequest, services: ServicesDep, call
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return CallStreamingResponse(call, _stream(call, cid, created, served.id, echo, include_usage),
                                      headers={**call.headers(), "Cache-Control": "no-cache"})
-    try:
-        body_out = await _collect(call, cid, created, served.id, echo, body.logprobs is not None)
-    except BaseException as exc:
-        await close_on_error(call, exc)
-        raise
-    return CallJSONResponse(call, body_out, headers=call.headers())
+    return await json_answer(call, _collect(call, cid, created, served.id, echo, body.logprobs is not None),
+                             headers=call.headers())
 
 
 async def _collect(call: GenerationCall, cid: str, created: int, model: str, echo: str,

@@ -5,7 +5,7 @@ The call is closed whatever happens to the send (an error, a client gone); closi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 
 import orjson
@@ -85,6 +85,13 @@ async def _close(iterator: AsyncIterator[str]) -> None:
         await aclose()
 
 
-async def close_on_error(call: GenerationCall, exc: BaseException) -> None:
-    """Close a call whose answer could not even be built (it will never be sent)."""
-    await call.close(status=str(getattr(exc, "status_code", 500)))
+async def json_answer(call: GenerationCall, content: Awaitable[Any], *,
+                      headers: Mapping[str, str] | None = None) -> CallJSONResponse:
+    """The whole answer as JSON once `content` is built; a call whose answer could not be built (it
+    will never be sent) is closed here with that error's status."""
+    try:
+        body = await content
+    except BaseException as exc:
+        await call.close(status=str(getattr(exc, "status_code", 500)))
+        raise
+    return CallJSONResponse(call, body, headers=headers)
